@@ -1,0 +1,9 @@
+//! One module per command group. Each exposes clap argument types and a
+//! `run` function returning the process exit code.
+
+pub mod config;
+pub mod container;
+pub mod image;
+pub mod internal;
+pub mod network;
+pub mod version;

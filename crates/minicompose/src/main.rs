@@ -1,0 +1,92 @@
+//! minicompose: a daemonless container runtime with built-in Compose.
+//!
+//! This binary only parses the command line, sets up output, and hands each
+//! command to a module under `cmd/`. The work lives in the library crates.
+
+mod cmd;
+mod explain;
+mod exit;
+mod global;
+
+use clap::{Parser, Subcommand};
+
+use crate::exit::Failure;
+use crate::global::Global;
+
+#[derive(Parser)]
+#[command(
+    name = "minicompose",
+    version,
+    about = "Docker Compose without a daemon: images, containers, networks and compose stacks",
+    propagate_version = true,
+    disable_help_subcommand = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: Global,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Manage images (pull, ls, inspect, rm, prune, export, import)
+    #[command(subcommand)]
+    Image(cmd::image::ImageCmd),
+    /// Log in to a registry
+    Login(cmd::image::LoginArgs),
+    /// Log out from a registry
+    Logout(cmd::image::LogoutArgs),
+    /// Manage single containers (run, ls, exec, logs, stop, kill, rm, top, inspect)
+    #[command(subcommand)]
+    Container(cmd::container::ContainerCmd),
+    /// Manage networks (create, ls, inspect, rm)
+    #[command(subcommand)]
+    Network(cmd::network::NetworkCmd),
+    /// Parse, resolve and render the compose file in canonical format
+    Config(cmd::config::ConfigArgs),
+    /// Show the minicompose version information
+    Version(cmd::version::VersionArgs),
+    /// Internal entry points (container init, monitors). Not for users.
+    #[command(hide = true, subcommand, name = "__internal")]
+    Internal(cmd::internal::InternalCmd),
+}
+
+fn main() {
+    // Internal entry points run before anything else touches the process
+    // (no threads, no terminal setup): they may be a container's init.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            use clap::error::ErrorKind;
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp
+                | ErrorKind::DisplayVersion
+                | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand => 0,
+                _ => 1,
+            };
+            let _ = e.print();
+            std::process::exit(code);
+        }
+    };
+    explain::init(&cli.global);
+    let result = match cli.command {
+        Command::Image(c) => cmd::image::run(&cli.global, c),
+        Command::Login(a) => cmd::image::login(&cli.global, a),
+        Command::Logout(a) => cmd::image::logout(&cli.global, a),
+        Command::Container(c) => cmd::container::run(&cli.global, c),
+        Command::Network(c) => cmd::network::run(&cli.global, c),
+        Command::Config(a) => cmd::config::run(&cli.global, a),
+        Command::Version(a) => cmd::version::run(&cli.global, a),
+        Command::Internal(c) => cmd::internal::run(&cli.global, c),
+    };
+    let code = match result {
+        Ok(code) => code,
+        Err(err) => {
+            let failure = Failure::classify(&err);
+            eprintln!("minicompose: {}", exit::one_line(&err));
+            failure.code()
+        }
+    };
+    std::process::exit(code);
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# The README's test command: installs what the tests need on a fresh
+# Debian 12 machine, builds, runs the unit tests, builds the test images,
+# starts the local registries and runs the end-to-end tests as root.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+here=$PWD
+
+bash scripts/install-deps.sh
+
+echo "== format and lints"
+cargo fmt --all -- --check
+cargo clippy --workspace --all-targets --quiet -- -D warnings
+
+echo "== unit tests (no root)"
+cargo test --workspace --exclude mc-e2e --quiet
+
+echo "== build"
+cargo build --release --quiet
+export MINICOMPOSE_BIN="$here/target/release/minicompose"
+
+echo "== end-to-end tests (root)"
+cargo test -p mc-e2e --release --quiet -- --test-threads=2
