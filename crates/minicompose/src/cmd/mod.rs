@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod container;
+pub mod container_net;
 pub mod image;
 pub mod internal;
 pub mod network;
