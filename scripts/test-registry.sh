@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# Local registries with the minicompose test images (see scripts/testimages/README.md).
+#
+#   eval "$(scripts/test-registry.sh start)"   build (cached) + push the images, start the
+#                                              registries, print `export MC_TEST_...` lines
+#   scripts/test-registry.sh stop [STATE_DIR]  stop what start started (default $MC_TEST_STATE)
+#   scripts/test-registry.sh status [STATE_DIR]
+#
+# Registries (Debian's docker-registry, distribution 2.8) listen on free loopback ports:
+#   MC_TEST_REGISTRY        anonymous, every test image
+#   MC_TEST_REGISTRY_BASIC  htpasswd basic auth (MC_TEST_REGISTRY_USER / _PASSWORD), library/*
+#   MC_TEST_REGISTRY_TOKEN  token auth through scripts/testimages/token_issuer.py, library/*
+# State (pids, configs, storage, certs, logs) lives in a temp dir outside the clone
+# (MC_TEST_STATE); stdout carries only the export lines, progress goes to stderr.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")" && pwd)
+py=${MC_PYTHON:-/usr/bin/python3}
+images=("$py" "$here/testimages/images.py")
+
+log() { echo "test-registry: $*" >&2; }
+die() { echo "test-registry: error: $*" >&2; exit 1; }
+
+# Is pid $1 alive and started by us for state dir $2 (its command line names the dir)?
+ours() {
+  [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$2"
+}
+
+all_running() {
+  local state=$1 pid
+  [ -s "$state/pids" ] || return 1
+  while read -r pid _; do ours "$pid" "$state" || return 1; done <"$state/pids"
+}
+
+# Waits until http://127.0.0.1:$port/v2/ answers like a registry while pid $1 lives.
+wait_registry() {
+  local pid=$1 port=$2 i
+  for i in $(seq 1 100); do
+    kill -0 "$pid" 2>/dev/null || return 1
+    if curl -s -o /dev/null -D - --max-time 2 "http://127.0.0.1:$port/v2/" 2>/dev/null |
+      grep -qi '^docker-distribution-api-version: registry/2.0'; then
+      # Answered; make sure it was our process and not a squatter on the port.
+      kill -0 "$pid" 2>/dev/null && return 0
+      return 1
+    fi
+    sleep 0.1
+  done
+  return 1
+}
+
+# start_registry NAME AUTH_YAML: starts a registry on a free port; sets $port.
+start_registry() {
+  local name=$1 auth=$2 attempt pid dir
+  dir="$state/$name"
+  mkdir -p "$dir/storage"
+  for attempt in $(seq 1 20); do
+    port=$(shuf -i 20000-32000 -n 1)
+    cat >"$dir/config.yml" <<EOF
+version: 0.1
+log:
+  level: info
+  formatter: text
+storage:
+  filesystem:
+    rootdirectory: $dir/storage
+  delete:
+    enabled: true
+  cache:
+    blobdescriptor: inmemory
+http:
+  addr: 127.0.0.1:$port
+  secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
+$auth
+EOF
+    docker-registry serve "$dir/config.yml" </dev/null >"$dir/registry.log" 2>&1 &
+    pid=$!
+    if wait_registry "$pid" "$port"; then
+      echo "$pid $name" >>"$state/pids"
+      return 0
+    fi
+    kill "$pid" 2>/dev/null || true
+    wait "$pid" 2>/dev/null || true
+    if ! grep -q 'address already in use' "$dir/registry.log"; then
+      die "registry $name did not start; see $dir/registry.log: $(tail -n 3 "$dir/registry.log" | tr '\n' ' ')"
+    fi
+    log "port $port taken, trying another (attempt $attempt)"
+  done
+  die "no free port found for registry $name after 20 attempts"
+}
+
+cmd_start() {
+  command -v docker-registry >/dev/null || die "docker-registry not installed; run scripts/install-deps.sh"
+  if [ -n "${MC_TEST_STATE:-}" ] && [ -f "$MC_TEST_STATE/env" ] && all_running "$MC_TEST_STATE"; then
+    log "reusing running registries in $MC_TEST_STATE"
+    cat "$MC_TEST_STATE/env"
+    return 0
+  fi
+  local t0=$SECONDS
+  "${images[@]}" build >/dev/null || die "building the test images failed"
+  log "images ready after $((SECONDS - t0))s"
+
+  state=$(mktemp -d "${TMPDIR:-/tmp}/mc-test-registry.XXXXXX")
+  chmod 755 "$state"
+  : >"$state/pids"
+  # On failure, leave nothing behind.
+  trap 'rc=$?; if [ $rc -ne 0 ]; then cmd_stop "$state" >/dev/null 2>&1 || true; fi' EXIT
+
+  start_registry plain ""
+  local plain="127.0.0.1:$port"
+  "${images[@]}" push --registry "$plain" || die "pushing to $plain failed"
+
+  cat >"$state/env" <<EOF
+export MC_TEST_REGISTRY=$plain
+export MC_TEST_STATE=$state
+EOF
+  log "ready in $((SECONDS - t0))s (state $state)"
+  cat "$state/env"
+  trap - EXIT
+}
+
+cmd_stop() {
+  local state=${1:-${MC_TEST_STATE:-}}
+  [ -n "$state" ] || die "no state dir: give it as argument or set MC_TEST_STATE"
+  [ -d "$state" ] || { log "$state does not exist; nothing to stop"; return 0; }
+  case "$state" in */mc-test-registry.*) ;; *) die "$state is not a test-registry state dir" ;; esac
+  local pid name
+  if [ -f "$state/pids" ]; then
+    while read -r pid name; do
+      if ours "$pid" "$state"; then
+        kill "$pid" 2>/dev/null || true
+        for _ in $(seq 1 50); do ours "$pid" "$state" || break; sleep 0.1; done
+        ours "$pid" "$state" && kill -9 "$pid" 2>/dev/null || true
+        log "stopped $name (pid $pid)"
+      fi
+    done <"$state/pids"
+  fi
+  rm -rf "$state"
+}
+
+cmd_status() {
+  local state=${1:-${MC_TEST_STATE:-}}
+  [ -n "$state" ] && [ -d "$state" ] || die "no state dir (set MC_TEST_STATE)"
+  if all_running "$state"; then cat "$state/env"; else log "not (all) running: $state"; return 1; fi
+}
+
+case "${1:-}" in
+  start) cmd_start ;;
+  stop) shift; cmd_stop "$@" ;;
+  status) shift; cmd_status "$@" ;;
+  *) die "usage: $0 start|stop [STATE_DIR]|status [STATE_DIR]" ;;
+esac
