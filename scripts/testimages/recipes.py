@@ -120,3 +120,67 @@ def busybox(ctx):
     ctx.layout.tag(strip_platform(manifest), "library/busybox:single")
     index = make_index(ctx.layout, "docker", [manifest])
     ctx.layout.tag(index, "library/busybox:latest")
+
+
+@recipe("python", deps=["busybox"], packages=["python3", "python3-pip", "python3-flask", "python3-redis"])
+def python(ctx):
+    """library/python:3.6-alpine: OCI manifest inside an OCI index; busybox layer + Debian python."""
+    img = ctx.image(flavour="oci")
+    base_root, base_manifest = ctx.dep_manifest("busybox", "library/busybox:latest")
+    img.add_layers_from(base_root, base_manifest)
+    rootfs = debian_layer(ctx, img, "python", "python3 python3-pip python3-flask python3-redis")
+    usr_bin = os.path.join(rootfs, "usr", "bin")
+    # Names the official image has; pip must not refuse to run (PEP 668 marker).
+    for link, target in (("python", "python3"), ("pip", "pip3")):
+        if not os.path.lexists(os.path.join(usr_bin, link)):
+            os.symlink(target, os.path.join(usr_bin, link))
+    for dirpath, _, files in os.walk(os.path.join(rootfs, "usr", "lib")):
+        if "EXTERNALLY-MANAGED" in files:
+            os.unlink(os.path.join(dirpath, "EXTERNALLY-MANAGED"))
+    tar_tree(img, rootfs, "python3 python3-pip python3-flask python3-redis from Debian")
+    manifest = img.finish({
+        "Env": ["PATH=/usr/local/bin:" + PATH_DEFAULT, "LANG=C.UTF-8", "PYTHONDONTWRITEBYTECODE=1"],
+        "Cmd": ["python3"],
+    })
+    index = make_index(ctx.layout, "oci", [manifest])
+    ctx.layout.tag(index, "library/python:3.6-alpine")
+
+
+REDIS_ENTRYPOINT = """#!/bin/sh
+# Like the official image's entrypoint: redis-server runs without protected
+# mode unless told otherwise, so other containers can connect.
+set -e
+case "$1" in -*|*.conf) set -- redis-server "$@" ;; esac
+if [ "$1" = redis-server ]; then
+    case " $* " in
+        *" --protected-mode "*) ;;
+        *) set -- "$@" --protected-mode no ;;
+    esac
+fi
+exec "$@"
+"""
+
+
+@recipe("redis", deps=["busybox"], packages=["redis-server"])
+def redis(ctx):
+    """library/redis:alpine: plain docker schema2 manifest (no list); busybox layer + Debian redis."""
+    img = ctx.image(flavour="docker")
+    base_root, base_manifest = ctx.dep_manifest("busybox", "library/busybox:latest")
+    img.add_layers_from(base_root, base_manifest)
+    rootfs = debian_layer(ctx, img, "redis", "redis-server")
+    write_base_files(rootfs, users=["redis:x:999:1000::/home/redis:/bin/false"], groups=["redis:x:1000:"])
+    os.makedirs(os.path.join(rootfs, "data"), exist_ok=True)
+    entry = os.path.join(rootfs, "usr", "local", "bin", "docker-entrypoint.sh")
+    with open(entry, "w") as f:
+        f.write(REDIS_ENTRYPOINT)
+    os.chmod(entry, 0o755)
+    tar_tree(img, rootfs, "redis-server from Debian, docker-entrypoint.sh")
+    manifest = img.finish({
+        "Env": ["PATH=" + PATH_DEFAULT],
+        "Entrypoint": ["docker-entrypoint.sh"],
+        "Cmd": ["redis-server", "--protected-mode", "no"],
+        "ExposedPorts": {"6379/tcp": {}},
+        "Volumes": {"/data": {}},
+        "WorkingDir": "/data",
+    })
+    ctx.layout.tag(strip_platform(manifest), "library/redis:alpine")
