@@ -14,8 +14,9 @@ boot_modules=(crc32c_generic virtio_pci virtio_console 9pnet_virtio 9p
 	overlay veth bridge br_netfilter nf_tables)
 ondemand_dirs=(net/netfilter net/ipv4/netfilter net/ipv6/netfilter net/bridge/netfilter)
 ondemand_extra=(dummy tun macvlan ipvlan)
-# Host binaries copied in with the libraries ldd lists.
-binaries=(/usr/sbin/nft /usr/bin/ip /usr/bin/unshare /usr/bin/nsenter)
+# Host binaries copied in with the libraries ldd lists (GNU tar and cp keep
+# xattrs, which overlay layers use for opaque directories).
+binaries=(/usr/sbin/nft /usr/bin/ip /usr/bin/unshare /usr/bin/nsenter /usr/bin/tar /usr/bin/cp)
 
 mkdir -p "$(dirname "$dest")"
 work=$(mktemp -d "$(dirname "$dest")/.build.XXXXXX")

@@ -7,6 +7,8 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+pub mod vm;
+
 /// Path of the binary under test: `MINICOMPOSE_BIN`, else the one cargo built.
 pub fn bin() -> PathBuf {
     if let Some(p) = std::env::var_os("MINICOMPOSE_BIN") {
