@@ -27,7 +27,7 @@ import blobs  # noqa: E402
 import push  # noqa: E402
 import recipes  # noqa: E402
 
-BUILDER_MODULES = ("blobs.py", "debroot.py", "evil.py")
+BUILDER_MODULES = ("blobs.py", "debroot.py")
 
 
 def log(msg):
@@ -53,7 +53,7 @@ def recipe_key(name, _memo={}):
         return _memo[name]
     r = recipes.RECIPES[name]
     h = hashlib.sha256()
-    for mod in BUILDER_MODULES:
+    for mod in (*BUILDER_MODULES, *r["sources"]):
         path = os.path.join(HERE, mod)
         if os.path.exists(path):
             with open(path, "rb") as f:

@@ -11,6 +11,7 @@ import shutil
 
 import blobs
 import debroot
+import evil
 from blobs import ImageBuilder, make_index, strip_platform
 
 RECIPES = {}
@@ -18,9 +19,11 @@ RECIPES = {}
 PATH_DEFAULT = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 
-def recipe(name, deps=(), packages=()):
+def recipe(name, deps=(), packages=(), sources=()):
+    """Registers a recipe; sources: extra modules (file names) its cache key covers."""
+
     def register(fn):
-        RECIPES[name] = dict(name=name, fn=fn, deps=list(deps), packages=list(packages))
+        RECIPES[name] = dict(name=name, fn=fn, deps=list(deps), packages=list(packages), sources=list(sources))
         return fn
 
     return register
@@ -184,3 +187,167 @@ def redis(ctx):
         "WorkingDir": "/data",
     })
     ctx.layout.tag(strip_platform(manifest), "library/redis:alpine")
+
+
+# --- images that exercise the puller and the unpacker ---------------------
+
+
+def _gunzip_to_tar(layout_root, desc, workdir):
+    """Decompresses a gzip layer blob of another layout into a temp tar file."""
+    import gzip
+    import tempfile
+
+    src = os.path.join(layout_root, "blobs", "sha256", desc["digest"].split(":", 1)[1])
+    fd, out = tempfile.mkstemp(dir=workdir, suffix=".tar")
+    with gzip.open(src, "rb") as zin, os.fdopen(fd, "wb") as fout:
+        shutil.copyfileobj(zin, fout, 1 << 20)
+    return out
+
+
+def _busybox_amd64(ctx):
+    return ctx.dep_manifest("busybox", "library/busybox:latest")
+
+
+@recipe("multiarch", deps=["busybox"])
+def multiarch(ctx):
+    """test/multiarch: OCI index with arm64, an attestation manifest and amd64 (in that order)."""
+    amd = ctx.image(flavour="oci", arch="amd64")
+    amd.add_layers_from(*_busybox_amd64(ctx))
+    t = amd.tar()
+    t.dir("etc")
+    t.file("etc/mc-arch", "amd64\n")
+    amd.add_layer(t.close(), created_by="marker amd64")
+    amd_desc = amd.finish({"Env": ["PATH=" + PATH_DEFAULT], "Cmd": ["cat", "/etc/mc-arch"]})
+
+    arm = ctx.image(flavour="oci", arch="arm64", variant="v8")
+    t = arm.tar()
+    t.dir("etc")
+    t.file("etc/mc-arch", "arm64\n")
+    arm.add_layer(t.close(), created_by="marker arm64 (no binaries: never run)")
+    arm_desc = arm.finish({"Env": ["PATH=" + PATH_DEFAULT], "Cmd": ["cat", "/etc/mc-arch"]})
+
+    # Like BuildKit's provenance: platform unknown/unknown, in-toto layer.
+    att = ctx.image(flavour="oci", arch="unknown")
+    statement = (
+        '{"_type":"https://in-toto.io/Statement/v0.1","predicateType":"https://slsa.dev/provenance/v0.2",'
+        '"subject":[{"name":"test/multiarch","digest":{"sha256":"' + amd_desc["digest"].split(":")[1] + '"}}],'
+        '"predicate":{"builder":{"id":"minicompose-testimages"}}}'
+    ).encode()
+    layer = ctx.layout.put_bytes(statement, "application/vnd.in-toto+json",
+                                 annotations={"in-toto.io/predicate-type": "https://slsa.dev/provenance/v0.2"})
+    att.layers.append(layer)
+    att.diff_ids.append(layer["digest"])
+    att_desc = att.finish({})
+    att_desc["platform"] = {"architecture": "unknown", "os": "unknown"}
+    att_desc["annotations"] = {
+        "vnd.docker.reference.digest": amd_desc["digest"],
+        "vnd.docker.reference.type": "attestation-manifest",
+    }
+    ctx.layout.tag(make_index(ctx.layout, "oci", [arm_desc, att_desc, amd_desc]), "test/multiarch:latest")
+    ctx.layout.tag(make_index(ctx.layout, "oci", [arm_desc]), "test/multiarch:arm64-only")
+
+
+@recipe("zstd", deps=["busybox"])
+def zstd(ctx):
+    """test/zstd: OCI manifest; busybox recompressed with zstd + a small zstd layer."""
+    img = ctx.image(flavour="oci")
+    root, manifest_desc = _busybox_amd64(ctx)
+    base = blobs.Layout(root)
+    base_manifest = base.read_json(manifest_desc["digest"])
+    for layer in base_manifest["layers"]:
+        img.add_layer(_gunzip_to_tar(root, layer, ctx.workdir), "zstd", "busybox layer, zstd")
+    t = img.tar()
+    t.dir("zstd")
+    t.file("zstd/hello.txt", "hello from a zstd layer\n")
+    img.add_layer(t.close(), "zstd", "zstd marker")
+    desc = img.finish({"Env": ["PATH=" + PATH_DEFAULT], "Cmd": ["cat", "/zstd/hello.txt"]})
+    ctx.layout.tag(strip_platform(desc), "test/zstd:latest")
+
+
+@recipe("whiteout", deps=["busybox"])
+def whiteout(ctx):
+    """test/whiteout: whiteouts and opaque dirs across three layers on busybox."""
+    img = ctx.image(flavour="oci")
+    img.add_layers_from(*_busybox_amd64(ctx))
+
+    t = img.tar()
+    t.dir("wh")
+    t.file("wh/keep.txt", "keep\n")
+    t.file("wh/gone.txt", "gone\n")
+    t.dir("wh/gonedir")
+    t.file("wh/gonedir/a.txt", "a\n")
+    t.dir("wh/gonedir/sub")
+    t.file("wh/gonedir/sub/b.txt", "b\n")
+    t.dir("wh/opq")
+    t.file("wh/opq/old.txt", "old\n")
+    t.dir("wh/opq/oldsub")
+    t.file("wh/opq/oldsub/c.txt", "c\n")
+    t.dir("wh/readd")
+    t.file("wh/readd/x.txt", "v1\n")
+    img.add_layer(t.close(), created_by="whiteout layer 1: files")
+
+    t = img.tar()
+    t.dir("wh")
+    t.whiteout("wh/gone.txt")
+    t.whiteout("wh/gonedir")
+    t.dir("wh/opq")
+    # The new file comes BEFORE the opaque marker: the marker hides only lower layers.
+    t.file("wh/opq/new.txt", "new\n")
+    t.opaque("wh/opq")
+    t.whiteout("wh/readd")
+    t.whiteout("wh/never-existed")
+    t.dir("bin")
+    t.whiteout("bin/vi")
+    img.add_layer(t.close(), created_by="whiteout layer 2: whiteouts, opaque dir")
+
+    t = img.tar()
+    t.dir("wh")
+    t.dir("wh/readd")
+    t.file("wh/readd/y.txt", "v2\n")
+    img.add_layer(t.close(), created_by="whiteout layer 3: re-created dir")
+    desc = img.finish({"Env": ["PATH=" + PATH_DEFAULT], "Cmd": ["find", "/wh"]})
+    ctx.layout.tag(strip_platform(desc), "test/whiteout:latest")
+
+
+@recipe("hardlink", deps=["busybox"])
+def hardlink(ctx):
+    """test/hardlink: hardlinks inside one layer, one with a >100 char name (PAX linkpath)."""
+    img = ctx.image(flavour="oci")
+    img.add_layers_from(*_busybox_amd64(ctx))
+    t = img.tar()
+    t.dir("hl")
+    t.file("hl/original", "same content\n", mode=0o640)
+    t.hardlink("hl/link1", "hl/original")
+    t.dir("hl/sub")
+    t.hardlink("hl/sub/link2", "hl/original")
+    long_dir = "hl/" + "d" * 60
+    t.dir(long_dir)
+    t.file(long_dir + "/" + "f" * 60, "long name\n")
+    t.hardlink("hl/long-link", long_dir + "/" + "f" * 60)
+    t.symlink("hl/sym", "original")
+    img.add_layer(t.close(), created_by="hardlinks")
+    desc = img.finish({"Env": ["PATH=" + PATH_DEFAULT], "Cmd": ["ls", "-li", "/hl"]})
+    ctx.layout.tag(strip_platform(desc), "test/hardlink:latest")
+
+
+def _evil_image(ctx, ref, writers, note):
+    img = ctx.image(flavour="oci")
+    for w in writers:
+        t = img.tar()
+        w(t)
+        raw = w in (evil.absurd_ustar, evil.absurd_pax)
+        img.add_layer(t.close(raw_end=raw), created_by=f"evil: {w.__name__}")
+    desc = img.finish({"Env": ["PATH=" + PATH_DEFAULT], "Cmd": ["/ok.txt"]},
+                      annotations={"org.opencontainers.image.description": note})
+    ctx.layout.tag(strip_platform(desc), ref)
+
+
+@recipe("evil", sources=["evil.py"])
+def evil_images(ctx):
+    """evil/*: layers a safe unpacker must refuse (see evil.py)."""
+    _evil_image(ctx, "evil/traversal:latest", [evil.traversal], "../ and absolute paths")
+    _evil_image(ctx, "evil/symlink-escape:latest", [evil.symlink_escape], "writes through symlinks")
+    _evil_image(ctx, "evil/hardlink-escape:latest", [evil.hardlink_escape], "hardlinks outside the layer")
+    _evil_image(ctx, "evil/absurd-size:latest", [evil.absurd_ustar, evil.absurd_pax], "huge sizes")
+    _evil_image(ctx, "evil/absurd-size:ustar", [evil.absurd_ustar], "8 GiB ustar size")
+    _evil_image(ctx, "evil/absurd-size:pax", [evil.absurd_pax], "1 PB PAX size")
