@@ -88,6 +88,25 @@ EOF
   die "no free port found for registry $name after 20 attempts"
 }
 
+# start_issuer USER PASSWORD: starts the token issuer; sets $realm to its URL.
+start_issuer() {
+  local dir="$state/token" pid i
+  mkdir -p "$dir"
+  "$py" "$here/testimages/token_issuer.py" gencert --dir "$dir" || die "token certificate generation failed"
+  MC_TOKEN_PASSWORD=$2 "$py" "$here/testimages/token_issuer.py" serve --dir "$dir" \
+    --service mc-test-registry --issuer mc-test-issuer --user "$1" --port-file "$dir/port" \
+    </dev/null >"$dir/stderr.log" 2>&1 &
+  pid=$!
+  for i in $(seq 1 100); do
+    [ -s "$dir/port" ] && break
+    kill -0 "$pid" 2>/dev/null || die "token issuer exited; see $dir/stderr.log: $(tail -n 3 "$dir/stderr.log" | tr '\n' ' ')"
+    sleep 0.1
+  done
+  [ -s "$dir/port" ] || die "token issuer did not report its port within 10s"
+  echo "$pid issuer" >>"$state/pids"
+  realm="http://127.0.0.1:$(cat "$dir/port")/token"
+}
+
 cmd_start() {
   command -v docker-registry >/dev/null || die "docker-registry not installed; run scripts/install-deps.sh"
   if [ -n "${MC_TEST_STATE:-}" ] && [ -f "$MC_TEST_STATE/env" ] && all_running "$MC_TEST_STATE"; then
@@ -109,8 +128,36 @@ cmd_start() {
   local plain="127.0.0.1:$port"
   "${images[@]}" push --registry "$plain" || die "pushing to $plain failed"
 
+  local user=mcuser password
+  password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
+  local creds=(--user "$user" --password "$password")
+  local library=(--repos library/busybox,library/python,library/redis busybox python redis)
+
+  htpasswd -Bbn "$user" "$password" >"$state/htpasswd" 2>/dev/null || die "htpasswd failed (apache2-utils)"
+  start_registry basic "auth:
+  htpasswd:
+    realm: mc-test-registry-basic
+    path: $state/htpasswd"
+  local basic="127.0.0.1:$port"
+  "${images[@]}" push --registry "$basic" "${creds[@]}" "${library[@]}" || die "pushing to $basic failed"
+
+  start_issuer "$user" "$password"
+  start_registry token "auth:
+  token:
+    realm: $realm
+    service: mc-test-registry
+    issuer: mc-test-issuer
+    rootcertbundle: $state/token/cert.pem"
+  local token="127.0.0.1:$port"
+  "${images[@]}" push --registry "$token" "${creds[@]}" "${library[@]}" || die "pushing to $token failed"
+
   cat >"$state/env" <<EOF
 export MC_TEST_REGISTRY=$plain
+export MC_TEST_REGISTRY_BASIC=$basic
+export MC_TEST_REGISTRY_TOKEN=$token
+export MC_TEST_REGISTRY_USER=$user
+export MC_TEST_REGISTRY_PASSWORD=$password
+export MC_TEST_TOKEN_REALM=$realm
 export MC_TEST_STATE=$state
 EOF
   log "ready in $((SECONDS - t0))s (state $state)"
