@@ -8,6 +8,8 @@ packages=(
   iproute2 nftables
   # test registry and image tooling
   docker-registry skopeo umoci apache2-utils
+  # image builder/pusher and token issuer (scripts/testimages)
+  python3 python3-cryptography
   # stand-in images are built from these
   busybox-static
   # tests and benchmarks

@@ -21,72 +21,7 @@ images=("$py" "$here/testimages/images.py")
 log() { echo "test-registry: $*" >&2; }
 die() { echo "test-registry: error: $*" >&2; exit 1; }
 
-# Is pid $1 alive and started by us for state dir $2 (its command line names the dir)?
-ours() {
-  [ -r "/proc/$1/cmdline" ] && tr '\0' ' ' <"/proc/$1/cmdline" | grep -qF -- "$2"
-}
-
-all_running() {
-  local state=$1 pid
-  [ -s "$state/pids" ] || return 1
-  while read -r pid _; do ours "$pid" "$state" || return 1; done <"$state/pids"
-}
-
-# Waits until http://127.0.0.1:$port/v2/ answers like a registry while pid $1 lives.
-wait_registry() {
-  local pid=$1 port=$2 i
-  for i in $(seq 1 100); do
-    kill -0 "$pid" 2>/dev/null || return 1
-    if curl -s -o /dev/null -D - --max-time 2 "http://127.0.0.1:$port/v2/" 2>/dev/null |
-      grep -qi '^docker-distribution-api-version: registry/2.0'; then
-      # Answered; make sure it was our process and not a squatter on the port.
-      kill -0 "$pid" 2>/dev/null && return 0
-      return 1
-    fi
-    sleep 0.1
-  done
-  return 1
-}
-
-# start_registry NAME AUTH_YAML: starts a registry on a free port; sets $port.
-start_registry() {
-  local name=$1 auth=$2 attempt pid dir
-  dir="$state/$name"
-  mkdir -p "$dir/storage"
-  for attempt in $(seq 1 20); do
-    port=$(shuf -i 20000-32000 -n 1)
-    cat >"$dir/config.yml" <<EOF
-version: 0.1
-log:
-  level: info
-  formatter: text
-storage:
-  filesystem:
-    rootdirectory: $dir/storage
-  delete:
-    enabled: true
-  cache:
-    blobdescriptor: inmemory
-http:
-  addr: 127.0.0.1:$port
-  secret: $(head -c 16 /dev/urandom | od -An -tx1 | tr -d ' \n')
-$auth
-EOF
-    docker-registry serve "$dir/config.yml" </dev/null >"$dir/registry.log" 2>&1 &
-    pid=$!
-    if wait_registry "$pid" "$port"; then
-      echo "$pid $name" >>"$state/pids"
-      return 0
-    fi
-    kill "$pid" 2>/dev/null || true
-    wait "$pid" 2>/dev/null || true
-    if ! grep -q 'address already in use' "$dir/registry.log"; then
-      die "registry $name did not start; see $dir/registry.log: $(tail -n 3 "$dir/registry.log" | tr '\n' ' ')"
-    fi
-    log "port $port taken, trying another (attempt $attempt)"
-  done
-  die "no free port found for registry $name after 20 attempts"
-}
+. "$here/testimages/registry-lib.sh"
 
 # start_issuer USER PASSWORD: starts the token issuer; sets $realm to its URL.
 start_issuer() {
@@ -170,17 +105,7 @@ cmd_stop() {
   [ -n "$state" ] || die "no state dir: give it as argument or set MC_TEST_STATE"
   [ -d "$state" ] || { log "$state does not exist; nothing to stop"; return 0; }
   case "$state" in */mc-test-registry.*) ;; *) die "$state is not a test-registry state dir" ;; esac
-  local pid name
-  if [ -f "$state/pids" ]; then
-    while read -r pid name; do
-      if ours "$pid" "$state"; then
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 50); do ours "$pid" "$state" || break; sleep 0.1; done
-        ours "$pid" "$state" && kill -9 "$pid" 2>/dev/null || true
-        log "stopped $name (pid $pid)"
-      fi
-    done <"$state/pids"
-  fi
+  stop_started "$state"
   rm -rf "$state"
 }
 

@@ -19,5 +19,13 @@ echo "== build"
 cargo build --release --quiet
 export MINICOMPOSE_BIN="$here/target/release/minicompose"
 
+echo "== test registries (scripts/testimages/README.md)"
+reused_state=${MC_TEST_STATE:-}
+registry_env=$(scripts/test-registry.sh start)  # not inside eval: a failure must stop us
+eval "$registry_env"
+if [ "$MC_TEST_STATE" != "$reused_state" ]; then
+  trap 'scripts/test-registry.sh stop "$MC_TEST_STATE" || true' EXIT
+fi
+
 echo "== end-to-end tests (root)"
 cargo test -p mc-e2e --release --quiet -- --test-threads=2

@@ -4,6 +4,7 @@
   images.py build [NAME...]                 build missing image sets, print their layout dirs
   images.py push --registry H:P [--user U --password P] [--repos R,R] [NAME...]
   images.py list                            recipe names
+  images.py cache-dir                       print the cache directory
 
 Cache: $MC_TEST_CACHE or /var/cache/minicompose-test (when writable) or
 ~/.cache/minicompose-test. Each image set is an OCI image layout in
@@ -158,12 +159,16 @@ def main():
     ps.add_argument("--repos", help="comma-separated repositories to push (default: all)")
     ps.add_argument("names", nargs="*")
     sub.add_parser("list")
+    sub.add_parser("cache-dir")
     args = p.parse_args()
     try:
         if args.cmd == "build":
             return cmd_build(args)
         if args.cmd == "push":
             return cmd_push(args)
+        if args.cmd == "cache-dir":
+            print(cache_root())
+            return 0
         print("\n".join(recipes.RECIPES))
         return 0
     except (push.PushError, OSError, RuntimeError) as e:
