@@ -6,6 +6,8 @@ set -euo pipefail
 packages=(
   # runtime and networking
   iproute2 nftables
+  # the pure cgroup v2 test VM (scripts/vm-cgroupv2)
+  qemu-system-x86
   # test registry and image tooling
   docker-registry skopeo umoci apache2-utils
   # image builder/pusher and token issuer (scripts/testimages)

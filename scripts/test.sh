@@ -29,3 +29,6 @@ fi
 
 echo "== end-to-end tests (root)"
 cargo test -p mc-e2e --release --quiet -- --test-threads=2
+
+echo "== runtime tests on pure cgroup v2 (QEMU)"
+bash scripts/vm-cgroupv2/runtime-tests.sh --test-threads=2
