@@ -1,4 +1,33 @@
-//! mc-compose: see DESIGN.md for what this crate owns.
+//! mc-compose: compose files → a normalized, validated [`Project`].
+//!
+//! A pipeline of stages, one module each, as compose-go does:
+//! [`lookup`] (which files, directory, variables, name) → [`yaml`] (parse, with
+//! positions) → [`interpolate`] → [`schema`] (per file) → [`extends`]/include →
+//! [`merge`] (across files) → [`normalize`] (typed long form, [`model`]) → [`validate`].
+//! Every user error is an [`Error::Invalid`] naming `file:line:col` and the path.
+//! No I/O beyond reading the compose files, env files and stdin.
+
+pub mod dotenv;
+pub mod extends;
+pub mod interpolate;
+pub mod load;
+pub mod lookup;
+pub mod merge;
+pub mod model;
+pub mod normalize;
+pub mod path;
+pub mod schema;
+pub mod short;
+pub mod units;
+pub mod validate;
+pub mod yaml;
+
+use std::path::PathBuf;
+
+use indexmap::IndexMap;
+
+pub use interpolate::Env;
+pub use model::*;
 
 /// Errors from this crate.
 #[derive(Debug, thiserror::Error)]
@@ -16,4 +45,160 @@ impl Error {
     pub fn is_user_error(&self) -> bool {
         matches!(self, Error::Invalid(_))
     }
+}
+
+/// What `docker compose`'s global flags say, plus test hooks.
+#[derive(Clone, Debug, Default)]
+pub struct LoadOptions {
+    /// `-f` (repeatable; `-` = stdin). Empty: `COMPOSE_FILE`, else the default names.
+    pub files: Vec<PathBuf>,
+    /// `-p`
+    pub project_name: Option<String>,
+    /// `--project-directory`
+    pub project_directory: Option<PathBuf>,
+    /// `--env-file` (repeatable). Empty: `<project dir>/.env` if present.
+    pub env_files: Vec<PathBuf>,
+    /// `--profile` (repeatable), added to `COMPOSE_PROFILES`.
+    pub profiles: Vec<String>,
+    /// `--no-interpolate` sets this to true.
+    pub no_interpolate: bool,
+    /// Working directory; `None` = the process's.
+    pub cwd: Option<PathBuf>,
+    /// The environment; `None` = the process's.
+    pub environment: Option<Env>,
+    /// Content for `-f -`; `None` = read the process's stdin.
+    pub stdin: Option<String>,
+}
+
+/// Load, merge, normalize and validate a compose project.
+pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
+    let process_env: Env = opts.environment.clone().unwrap_or_else(|| std::env::vars().collect());
+    let cwd = match &opts.cwd {
+        Some(c) => c.clone(),
+        None => std::env::current_dir().map_err(|e| Error::Other(anyhow::anyhow!("cannot read the current directory: {e}")))?,
+    };
+    let (sources, mut warnings) = lookup::find_files(&opts.files, &process_env, &cwd, opts.project_directory.as_deref())?;
+    let working_dir = match &opts.project_directory {
+        Some(d) => normalize::resolve_path(&cwd, &d.to_string_lossy()),
+        None => match sources.first() {
+            Some(lookup::Source::Path(p)) => p.parent().map(PathBuf::from).unwrap_or_else(|| cwd.clone()),
+            _ => cwd.clone(),
+        },
+    };
+    let env = lookup::environment(&process_env, &opts.env_files, &working_dir, &cwd)?;
+    tracing::debug!(target: "explain::compose", files = ?sources, dir = %working_dir.display(), "loading compose files");
+
+    let mut loader = load::Loader::new(&env, !opts.no_interpolate, cwd.clone(), opts.stdin.clone());
+    let mut tree: Option<yaml::Node> = None;
+    for src in &sources {
+        let doc = loader.load_file(src)?;
+        tree = Some(match tree {
+            None => doc,
+            Some(base) => merge::merge_documents(base, doc),
+        });
+    }
+    let Some(mut tree) = tree else {
+        return Err(Error::Invalid("no compose file given".into()));
+    };
+    merge::strip_resets(&mut tree);
+
+    let mut seen = Vec::new();
+    for var in &loader.unset {
+        if !seen.contains(var) {
+            warnings.push(format!("The \"{var}\" variable is not set. Defaulting to a blank string."));
+            seen.push(var.clone());
+        }
+    }
+    if let Some(f) = loader.version_files.first() {
+        warnings.push(format!("{f}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"));
+    }
+
+    let top_name = tree.get("name").and_then(yaml::Node::as_text).map(str::to_string);
+    let name = lookup::project_name(opts.project_name.as_deref(), &env, top_name.as_deref(), &working_dir)?;
+
+    let mut active: Vec<String> = opts.profiles.clone();
+    if let Some(p) = env.get("COMPOSE_PROFILES") {
+        active.extend(p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+    }
+
+    let empty = IndexMap::new();
+    let mut cx = normalize::Cx { project: &name, working_dir: &working_dir, env: &env, service_dirs: &empty, ignored: Vec::new() };
+    let mut services = IndexMap::new();
+    let mut disabled = IndexMap::new();
+    let mut all_profiles: Vec<String> = Vec::new();
+    if let Some(svc) = tree.get("services").and_then(yaml::Node::as_map) {
+        for (sname, node) in svc {
+            let s = cx.service(sname, node)?;
+            for p in &s.profiles {
+                if !all_profiles.contains(p) {
+                    all_profiles.push(p.clone());
+                }
+            }
+            let enabled = s.profiles.is_empty() || active.iter().any(|a| a == "*" || s.profiles.contains(a));
+            if enabled {
+                services.insert(sname.clone(), s);
+            } else {
+                disabled.insert(sname.clone(), s);
+            }
+        }
+    }
+    services.sort_keys();
+
+    let mut networks = normalize::networks(tree.get("networks"), &name)?;
+    if services.values().any(|s| s.networks.contains_key("default")) && !networks.contains_key("default") {
+        networks.insert("default".into(), Network { name: format!("{name}_default"), ..Default::default() });
+    }
+    let volumes = normalize::volumes_top(tree.get("volumes"), &name)?;
+    let raw = |k: &str| -> Extra {
+        match tree.get(k).map(yaml::to_json) {
+            Some(serde_json::Value::Object(m)) => m.into_iter().collect(),
+            _ => Extra::new(),
+        }
+    };
+    let secrets = raw("secrets");
+    let configs = raw("configs");
+    let extensions: Extra = tree
+        .as_map()
+        .map(|m| m.iter().filter(|(k, _)| k.starts_with("x-")).map(|(k, v)| (k.clone(), yaml::to_json(v))).collect())
+        .unwrap_or_default();
+
+    // One warning per key we keep but do not act on, naming the services using it.
+    let mut ignored: IndexMap<String, Vec<String>> = IndexMap::new();
+    for (key, svc) in cx.ignored.drain(..) {
+        if services.contains_key(&svc) {
+            ignored.entry(key).or_default().push(svc);
+        }
+    }
+    for (key, svcs) in ignored {
+        warnings.push(format!("services.*.{key} is parsed but not acted on by minicompose yet (used by: {})", svcs.join(", ")));
+    }
+    for k in ["secrets", "configs", "models"] {
+        if tree.get(k).is_some() {
+            warnings.push(format!("top-level {k} is parsed but not acted on by minicompose yet"));
+        }
+    }
+
+    let files = sources
+        .iter()
+        .map(|s| match s {
+            lookup::Source::Path(p) => p.clone(),
+            lookup::Source::Stdin => PathBuf::from("-"),
+        })
+        .collect();
+    let project = Project {
+        name,
+        working_dir,
+        files,
+        services,
+        networks,
+        volumes,
+        secrets,
+        configs,
+        disabled_services: disabled,
+        all_profiles,
+        extensions,
+        warnings,
+    };
+    validate::check(&project, &tree)?;
+    Ok(project)
 }
