@@ -42,6 +42,32 @@ start_issuer() {
   realm="http://127.0.0.1:$(cat "$dir/port")/token"
 }
 
+# Registry storage after a push is kept in the cache as a seed, keyed by the image
+# builds, so the next start copies it and the pushes only find everything present.
+seed_dir() { echo "$cache/registry-seed/$1-$seed_key"; }
+
+# Blob data files are immutable in distribution (written once, then renamed into
+# place), so they are hardlinked; the small link files it rewrites in place are copied.
+seed_storage() {
+  local seed v2="docker/registry/v2"
+  seed=$(seed_dir "$1")
+  mkdir -p "$state/$1/storage/$v2"
+  [ -d "$seed/$v2" ] || return 0
+  [ -d "$seed/$v2/blobs" ] && cp -al "$seed/$v2/blobs" "$state/$1/storage/$v2/"
+  [ -d "$seed/$v2/repositories" ] && cp -a "$seed/$v2/repositories" "$state/$1/storage/$v2/"
+  return 0
+}
+
+save_seed() {
+  local seed tmp
+  seed=$(seed_dir "$1")
+  [ -d "$seed" ] && return 0
+  mkdir -p "$(dirname "$seed")"
+  find "$(dirname "$seed")" -mindepth 1 -maxdepth 1 -name "$1-*" -exec rm -rf {} + 2>/dev/null || true
+  tmp="$seed.tmp.$$"
+  if cp -a "$state/$1/storage" "$tmp"; then mv -T "$tmp" "$seed" 2>/dev/null || rm -rf "$tmp"; fi
+}
+
 cmd_start() {
   command -v docker-registry >/dev/null || die "docker-registry not installed; run scripts/install-deps.sh"
   if [ -n "${MC_TEST_STATE:-}" ] && [ -f "$MC_TEST_STATE/env" ] && all_running "$MC_TEST_STATE"; then
@@ -49,8 +75,10 @@ cmd_start() {
     cat "$MC_TEST_STATE/env"
     return 0
   fi
-  local t0=$SECONDS
-  "${images[@]}" build >/dev/null || die "building the test images failed"
+  local t0=$SECONDS layouts
+  layouts=$("${images[@]}" build) || die "building the test images failed"
+  cache=$("${images[@]}" cache-dir)
+  seed_key=$(echo "$layouts" | sha256sum | cut -c1-16)
   log "images ready after $((SECONDS - t0))s"
 
   state=$(mktemp -d "${TMPDIR:-/tmp}/mc-test-registry.XXXXXX")
@@ -59,23 +87,19 @@ cmd_start() {
   # On failure, leave nothing behind.
   trap 'rc=$?; if [ $rc -ne 0 ]; then cmd_stop "$state" >/dev/null 2>&1 || true; fi' EXIT
 
-  start_registry plain ""
-  local plain="127.0.0.1:$port"
-  "${images[@]}" push --registry "$plain" || die "pushing to $plain failed"
-
   local user=mcuser password
   password=$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')
-  local creds=(--user "$user" --password "$password")
-  local library=(--repos library/busybox,library/python,library/redis busybox python redis)
-
   htpasswd -Bbn "$user" "$password" >"$state/htpasswd" 2>/dev/null || die "htpasswd failed (apache2-utils)"
+  local kind
+  for kind in plain basic token; do seed_storage "$kind"; done
+
+  start_registry plain ""
+  local plain="127.0.0.1:$port"
   start_registry basic "auth:
   htpasswd:
     realm: mc-test-registry-basic
     path: $state/htpasswd"
   local basic="127.0.0.1:$port"
-  "${images[@]}" push --registry "$basic" "${creds[@]}" "${library[@]}" || die "pushing to $basic failed"
-
   start_issuer "$user" "$password"
   start_registry token "auth:
   token:
@@ -84,7 +108,18 @@ cmd_start() {
     issuer: mc-test-issuer
     rootcertbundle: $state/token/cert.pem"
   local token="127.0.0.1:$port"
-  "${images[@]}" push --registry "$token" "${creds[@]}" "${library[@]}" || die "pushing to $token failed"
+
+  # The three pushes run side by side; each only uploads what the seed lacks.
+  local creds=(--user "$user" --password "$password")
+  local library=(--repos library/busybox,library/python,library/redis busybox python redis)
+  local p1 p2 p3
+  "${images[@]}" push --registry "$plain" & p1=$!
+  "${images[@]}" push --registry "$basic" "${creds[@]}" "${library[@]}" & p2=$!
+  "${images[@]}" push --registry "$token" "${creds[@]}" "${library[@]}" & p3=$!
+  wait "$p1" || die "pushing to $plain failed"
+  wait "$p2" || die "pushing to $basic failed"
+  wait "$p3" || die "pushing to $token failed"
+  for kind in plain basic token; do save_seed "$kind"; done
 
   cat >"$state/env" <<EOF
 export MC_TEST_REGISTRY=$plain

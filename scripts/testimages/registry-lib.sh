@@ -19,7 +19,7 @@ wait_registry() {
   local pid=$1 port=$2 log_file=$3 i
   for i in $(seq 1 100); do
     kill -0 "$pid" 2>/dev/null || return 1
-    if grep -qF "listening on 127.0.0.1:$port" "$log_file" &&
+    if grep -qsF "listening on 127.0.0.1:$port" "$log_file" &&
       curl -s -o /dev/null -D - --max-time 2 "http://127.0.0.1:$port/v2/" 2>/dev/null |
       grep -qi '^docker-distribution-api-version: registry/2.0'; then
       kill -0 "$pid" 2>/dev/null && return 0
