@@ -110,7 +110,10 @@ class TarBuilder:
         self._tar.offset += len(data)
 
     def add_tree(self, root, prefix=""):
-        """Adds every entry below ROOT (not ROOT itself), sorted, hardlinks kept."""
+        """Adds every entry below ROOT (not ROOT itself), sorted, hardlinks kept.
+
+        Everything is owned by root, whoever built the tree.
+        """
         inodes = {}
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
@@ -123,20 +126,20 @@ class TarBuilder:
                 st = os.lstat(full)
                 mode = stat.S_IMODE(st.st_mode)
                 if stat.S_ISDIR(st.st_mode):
-                    self.dir(arc, mode, st.st_uid, st.st_gid)
+                    self.dir(arc, mode)
                 elif stat.S_ISLNK(st.st_mode):
-                    ti = self._info(arc, tarfile.SYMTYPE, 0o777, st.st_uid, st.st_gid)
+                    ti = self._info(arc, tarfile.SYMTYPE, 0o777)
                     ti.linkname = os.readlink(full)
                     self._tar.addfile(ti)
                 elif stat.S_ISREG(st.st_mode):
                     key = (st.st_dev, st.st_ino)
                     if st.st_nlink > 1 and key in inodes:
-                        ti = self._info(arc, tarfile.LNKTYPE, mode, st.st_uid, st.st_gid)
+                        ti = self._info(arc, tarfile.LNKTYPE, mode)
                         ti.linkname = inodes[key]
                         self._tar.addfile(ti)
                         continue
                     inodes[key] = arc
-                    ti = self._info(arc, tarfile.REGTYPE, mode, st.st_uid, st.st_gid)
+                    ti = self._info(arc, tarfile.REGTYPE, mode)
                     ti.size = st.st_size
                     with open(full, "rb") as f:
                         self._tar.addfile(ti, f)

@@ -50,7 +50,15 @@ def resolve(packages, workdir):
         "apt-get", "-s", "-q", "-o", "Dir::State::status=" + status, "-o", "Debug::NoLocking=1",
         "install", "--no-install-recommends", *packages,
     ]
-    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        # A fresh machine may have no package lists yet.
+        log("apt-get could not resolve " + " ".join(packages) + "; running apt-get update and retrying")
+        subprocess.run(["apt-get", "update", "-qq"], check=True)
+        r = subprocess.run(cmd, capture_output=True, text=True)
+        if r.returncode != 0:
+            raise RuntimeError("apt-get cannot resolve " + " ".join(packages) + ": " + r.stderr.strip()[-300:])
+    out = r.stdout
     result = []
     for line in out.splitlines():
         m = re.match(r"^Inst (\S+) \((\S+) ", line)

@@ -86,6 +86,8 @@ def write_base_files(rootfs, users=(), groups=()):
         f.write("\n".join(group) + "\n")
     with open(os.path.join(etc, "nsswitch.conf"), "w") as f:
         f.write("passwd: files\ngroup: files\nhosts: files dns\n")
+    for name in ("passwd", "group", "nsswitch.conf"):
+        os.chmod(os.path.join(etc, name), 0o644)  # whatever the umask
     for d, mode in (("tmp", 0o1777), ("var/tmp", 0o1777), ("root", 0o700), ("home", 0o755),
                     ("proc", 0o755), ("sys", 0o755), ("dev", 0o755), ("usr/local/bin", 0o755)):
         path = os.path.join(rootfs, d)
@@ -173,6 +175,7 @@ def redis(ctx):
     rootfs = debian_layer(ctx, img, "redis", "redis-server")
     write_base_files(rootfs, users=["redis:x:999:1000::/home/redis:/bin/false"], groups=["redis:x:1000:"])
     os.makedirs(os.path.join(rootfs, "data"), exist_ok=True)
+    os.chmod(os.path.join(rootfs, "data"), 0o755)
     entry = os.path.join(rootfs, "usr", "local", "bin", "docker-entrypoint.sh")
     with open(entry, "w") as f:
         f.write(REDIS_ENTRYPOINT)
