@@ -75,6 +75,10 @@ cmd_start() {
     cat "$MC_TEST_STATE/env"
     return 0
   fi
+  if [ -n "${MC_TEST_STATE:-}" ] && [ -d "$MC_TEST_STATE" ]; then
+    log "registries in $MC_TEST_STATE are not (all) running; cleaning up and starting afresh"
+    cmd_stop "$MC_TEST_STATE"
+  fi
   local t0=$SECONDS layouts
   layouts=$("${images[@]}" build) || die "building the test images failed"
   cache=$("${images[@]}" cache-dir)
