@@ -1,4 +1,27 @@
-//! mc-build: see DESIGN.md for what this crate owns.
+//! mc-build: the pure part of building images from Dockerfiles.
+//!
+//! - [`dockerfile`]: parse a Dockerfile into a typed model (stages, instructions, heredocs).
+//! - [`expand`]: BuildKit's variable expansion (`$VAR`, `${VAR:-x}`, quotes, escapes).
+//! - [`stages`]: the stage graph, `--target`, which stages a target needs.
+//! - [`args`]: build options (`--build-arg`, platforms) and the meta-arg scope for `FROM`.
+//! - [`evaluate`]: per-stage ARG/ENV scope, expansion and config evolution, step by step.
+//! - [`config`]: image config evolution and history entries.
+//! - [`dockerignore`]: `.dockerignore` parsing and matching (Docker's rules).
+//! - [`context`]: walking the build context and selecting COPY/ADD sources.
+//! - [`cache_key`]: the build-cache key of each step.
+//!
+//! Running RUN steps (the executor) lives elsewhere and stands on these.
+
+pub mod args;
+pub mod cache_key;
+pub mod config;
+pub mod context;
+pub mod dockerfile;
+pub mod dockerignore;
+pub mod duration;
+pub mod evaluate;
+pub mod expand;
+pub mod stages;
 
 /// Errors from this crate.
 #[derive(Debug, thiserror::Error)]

@@ -1,0 +1,327 @@
+//! Walking one stage's instructions: ARG/ENV scope, expansion, config
+//! evolution and history, one step at a time. The executor drives it:
+//!
+//! ```no_run
+//! # use mc_build::{args::*, config::ImageConfig, dockerfile::*, evaluate::*};
+//! # fn f(df: &Dockerfile, opts: &BuildOptions, base: ImageConfig) -> Result<(), mc_build::Error> {
+//! let meta = MetaScope::new(df, opts)?;
+//! let mut st = StageState::new(base, &meta, opts, df.directives.escape);
+//! for located in &df.stages[0].instructions {
+//!     let step = st.step(located)?;
+//!     if let Some(run) = &step.run { /* run.argv with run.env in st.config.working_dir */ }
+//!     // COPY/ADD: step.instruction is the expanded Copy; dest via step.copy_dest
+//! }
+//! # Ok(()) }
+//! ```
+
+use crate::args::{BuildOptions, MetaScope};
+use crate::config::{apply, history_entry, ApplyState, HistoryEntry, ImageConfig};
+use crate::dockerfile::{ArgDecl, Instruction, Located};
+use crate::expand::{expand_instruction, Lexer};
+use crate::Error;
+
+/// What the executor must do to run a RUN step.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunSpec {
+    /// The argv (shell form wrapped in the stage's SHELL; heredocs folded in).
+    pub argv: Vec<String>,
+    /// The process environment: image ENV, then ARGs in scope not overridden
+    /// by ENV, then proxy build args. `K=V`.
+    pub env: Vec<String>,
+    /// A lone `RUN <<EOF` heredoc starting with `#!`: write it to a file and
+    /// execute that file instead of `argv` (BuildKit's behaviour).
+    pub shebang_script: Option<String>,
+    /// `--network` (None = default).
+    pub network: Option<String>,
+}
+
+/// One evaluated instruction.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    /// 1-based line of the instruction.
+    pub line: usize,
+    /// The instruction with variables expanded (see [`expand_instruction`]);
+    /// for COPY/ADD inline heredocs with `expand` set are expanded too.
+    pub instruction: Instruction,
+    /// For RUN.
+    pub run: Option<RunSpec>,
+    /// For COPY/ADD: the absolute destination in the image (WORKDIR applied;
+    /// a trailing `/` is kept: it means "into this directory").
+    pub copy_dest: Option<String>,
+    /// The history entry this step adds (already appended to `StageState::history`).
+    pub history: HistoryEntry,
+}
+
+/// The evolving state of one stage.
+#[derive(Debug, Clone)]
+pub struct StageState {
+    /// The image config so far.
+    pub config: ImageConfig,
+    /// History entries of this stage so far (append to the base image's).
+    pub history: Vec<HistoryEntry>,
+    lexer: Lexer,
+    apply: ApplyState,
+    /// ARGs declared in this stage, in order, with their values (None = unset).
+    args: Vec<(String, Option<String>)>,
+    meta: MetaScope,
+    opts: BuildOptions,
+}
+
+impl StageState {
+    /// Start a stage from its base's config (default for `scratch`).
+    pub fn new(
+        base: ImageConfig,
+        meta: &MetaScope,
+        opts: &BuildOptions,
+        escape: char,
+    ) -> StageState {
+        StageState {
+            config: base,
+            history: Vec::new(),
+            lexer: Lexer::new(escape),
+            apply: ApplyState::default(),
+            args: Vec::new(),
+            meta: meta.clone(),
+            opts: opts.clone(),
+        }
+    }
+
+    /// The stage's ARGs that have values, in declaration order (later
+    /// declarations of the same name replace earlier ones).
+    pub fn arg_values(&self) -> Vec<(String, String)> {
+        let mut out: Vec<(String, String)> = Vec::new();
+        for (k, v) in &self.args {
+            out.retain(|(n, _)| n != k);
+            if let Some(v) = v {
+                out.push((k.clone(), v.clone()));
+            }
+        }
+        out
+    }
+
+    /// Variables for expanding the next instruction: ARGs, then ENV (ENV wins).
+    pub fn expansion_vars(&self) -> Vec<(String, String)> {
+        let mut v = self.arg_values();
+        v.extend(self.config.env_pairs());
+        v
+    }
+
+    /// The RUN environment (see [`RunSpec::env`]).
+    pub fn run_env(&self) -> Vec<String> {
+        let mut env = self.config.env.clone();
+        let has = |env: &[String], k: &str| {
+            env.iter()
+                .any(|e| e.split_once('=').map_or(e.as_str(), |(n, _)| n) == k)
+        };
+        for (k, v) in self.arg_values().into_iter().chain(self.opts.proxy_env()) {
+            if !has(&env, &k) {
+                env.push(format!("{k}={v}"));
+            }
+        }
+        env
+    }
+
+    /// Evaluate one instruction: expand it, update the ARG scope and the
+    /// config, and append its history entry.
+    pub fn step(&mut self, located: &Located<Instruction>) -> Result<Step, Error> {
+        let at = |e: String| {
+            Error::Invalid(format!(
+                "dockerfile line {}: {}: {e}",
+                located.line, located.original
+            ))
+        };
+        let vars = self.expansion_vars();
+        let mut instr =
+            expand_instruction(&self.lexer, &located.instruction, &vars).map_err(|e| at(e.0))?;
+        if let Instruction::Arg(decls) = &instr {
+            for ArgDecl { name, default } in decls {
+                let value = match (self.opts.build_args.get(name), default) {
+                    (Some(v), _) => Some(v.clone()),
+                    (None, Some(d)) => Some(d.clone()),
+                    (None, None) => self.meta.inherited(name),
+                };
+                self.args.push((name.clone(), value));
+            }
+        }
+        if let Instruction::Copy(c) = &mut instr {
+            for inline in &mut c.inline {
+                if inline.expand {
+                    inline.content = self
+                        .lexer
+                        .process_word(&inline.content, &vars)
+                        .map_err(|e| at(e.0))?;
+                }
+            }
+        }
+        apply(&mut self.config, &mut self.apply, &instr).map_err(at)?;
+        let run = match &instr {
+            Instruction::Run(r) => Some(RunSpec {
+                argv: r
+                    .effective_command()
+                    .to_argv(&self.config.shell_or_default()),
+                env: self.run_env(),
+                shebang_script: r.shebang_script(),
+                network: r.network.clone(),
+            }),
+            _ => None,
+        };
+        let copy_dest = match &instr {
+            Instruction::Copy(c) => Some(copy_destination(&self.config.working_dir, &c.dest)),
+            _ => None,
+        };
+        if run.as_ref().is_some_and(|r| r.argv.is_empty()) {
+            return Err(at("RUN requires at least one argument".into()));
+        }
+        let history = history_entry(&instr, &self.config, &self.arg_values());
+        self.history.push(history.clone());
+        Ok(Step {
+            line: located.line,
+            instruction: instr,
+            run,
+            copy_dest,
+            history,
+        })
+    }
+}
+
+/// COPY/ADD destination made absolute against WORKDIR, keeping a trailing `/`.
+pub fn copy_destination(workdir: &str, dest: &str) -> String {
+    let dir_like = dest.ends_with('/') || dest == "." || dest.ends_with("/.");
+    let abs = crate::config::resolve_workdir(workdir, dest);
+    if dir_like && abs != "/" {
+        format!("{abs}/")
+    } else {
+        abs
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::args::Platform;
+    use crate::dockerfile::parse;
+
+    fn stage_steps(
+        src: &str,
+        build_args: &[(&str, &str)],
+        base: ImageConfig,
+    ) -> (StageState, Vec<Step>) {
+        let df = parse(src).unwrap();
+        let opts = BuildOptions {
+            build_args: build_args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            target: None,
+            target_platform: Platform::parse("linux/amd64").unwrap(),
+            build_platform: Platform::parse("linux/amd64").unwrap(),
+        };
+        let meta = MetaScope::new(&df, &opts).unwrap();
+        let stage = df.stages.last().unwrap();
+        let mut st = StageState::new(base, &meta, &opts, df.directives.escape);
+        let steps = stage
+            .instructions
+            .iter()
+            .map(|l| st.step(l).unwrap())
+            .collect();
+        (st, steps)
+    }
+
+    #[test]
+    fn arg_scoping() {
+        let (_, steps) = stage_steps(
+            "ARG GLOBAL=g\nARG VER=1\nFROM x\n\
+             ENV A=$GLOBAL\n\
+             ARG GLOBAL\nENV B=$GLOBAL\n\
+             ARG LOCAL=l-$GLOBAL\nENV C=$LOCAL\n\
+             ARG VER\nENV D=$VER\n\
+             ARG TARGETARCH\nENV E=$TARGETARCH\n\
+             ENV F=$BUILDOS\n",
+            &[("VER", "2")],
+            ImageConfig::default(),
+        );
+        let env = |i: usize| match &steps[i].instruction {
+            Instruction::Env(kv) => kv[0].1.clone(),
+            _ => panic!(),
+        };
+        assert_eq!(env(0), "", "meta ARG not visible before redeclaration");
+        assert_eq!(env(2), "g");
+        assert_eq!(env(4), "l-g");
+        assert_eq!(env(6), "2", "--build-arg overrides");
+        assert_eq!(env(8), "amd64");
+        assert_eq!(env(9), "", "platform args need ARG inside a stage");
+    }
+
+    #[test]
+    fn env_overrides_arg_and_run_env() {
+        let (st, steps) = stage_steps(
+            "FROM x\nARG X=fromarg\nENV X=fromenv\nARG Y=y\nRUN echo $X\nCOPY --chown=$Y a b/\n",
+            &[("HTTP_PROXY", "http://proxy:3128"), ("X", "cli")],
+            ImageConfig {
+                env: vec!["PATH=/bin".into()],
+                working_dir: "/w".into(),
+                ..Default::default()
+            },
+        );
+        let run = steps[3].run.clone().unwrap();
+        assert_eq!(run.argv, vec!["/bin/sh", "-c", "echo $X"]);
+        assert_eq!(
+            run.env,
+            vec![
+                "PATH=/bin",
+                "X=fromenv",
+                "Y=y",
+                "HTTP_PROXY=http://proxy:3128"
+            ]
+        );
+        assert_eq!(
+            steps[3].history.created_by,
+            "RUN |2 X=cli Y=y /bin/sh -c echo $X # buildkit"
+        );
+        match &steps[4].instruction {
+            Instruction::Copy(c) => assert_eq!(c.chown.as_deref(), Some("y")),
+            _ => panic!(),
+        }
+        assert_eq!(steps[4].copy_dest.as_deref(), Some("/w/b/"));
+        assert!(!st
+            .config
+            .env
+            .iter()
+            .any(|e| e.starts_with("Y=") || e.starts_with("HTTP_PROXY")));
+    }
+
+    #[test]
+    fn heredoc_run_and_copy() {
+        let (_, steps) = stage_steps(
+            "FROM x\nENV N=world\nRUN <<EOF\necho hi\nEOF\nCOPY <<EOT /hello\nhello $N\nEOT\nCOPY <<'EOT' /raw\n$N\nEOT\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n",
+            &[],
+            ImageConfig::default(),
+        );
+        assert_eq!(
+            steps[1].run.as_ref().unwrap().argv,
+            vec!["/bin/sh", "-c", "echo hi\n"]
+        );
+        let inline = |i: usize| match &steps[i].instruction {
+            Instruction::Copy(c) => c.inline[0].content.clone(),
+            _ => panic!(),
+        };
+        assert_eq!(inline(2), "hello world\n");
+        assert_eq!(inline(3), "$N\n");
+        assert!(steps[4]
+            .run
+            .as_ref()
+            .unwrap()
+            .shebang_script
+            .as_deref()
+            .unwrap()
+            .starts_with("#!"));
+    }
+
+    #[test]
+    fn copy_dest_rules() {
+        assert_eq!(copy_destination("/code", "."), "/code/");
+        assert_eq!(copy_destination("", "app"), "/app");
+        assert_eq!(copy_destination("/a", "/b/"), "/b/");
+        assert_eq!(copy_destination("/", "./"), "/");
+    }
+}
