@@ -1,0 +1,197 @@
+//! The server process: control socket, per-gateway UDP/TCP listeners,
+//! periodic reload, exit when idle.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
+use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use tokio::task::JoinHandle;
+
+use super::message::{handle, servfail, Outcome};
+use super::records::{default_upstreams, Records};
+use crate::lock::NetLock;
+use crate::state::Store;
+use crate::Error;
+
+type Shared = Arc<RwLock<Arc<Records>>>;
+
+fn current(shared: &Shared) -> Arc<Records> {
+    shared.read().map(|r| r.clone()).unwrap_or_default()
+}
+
+/// Run the DNS server for `root` until no endpoint is left. Blocks.
+pub fn serve(root: &Path) -> Result<(), Error> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .context("starting the DNS server runtime")?;
+    rt.block_on(run(Store::new(root)))
+}
+
+fn load(store: &Store) -> Result<Records, Error> {
+    let networks = store.networks()?;
+    let endpoints: Vec<_> = store.endpoints()?.into_iter().filter(|e| e.netns.alive()).collect();
+    Ok(Records::build(&networks, &endpoints, default_upstreams()))
+}
+
+async fn run(store: Store) -> Result<(), Error> {
+    let sock_path = store.dns_socket();
+    if UnixStream::connect(&sock_path).await.is_ok() {
+        return Err(anyhow::anyhow!("a DNS server already serves {}", store.root().display()).into());
+    }
+    let _ = std::fs::remove_file(&sock_path);
+    let control = UnixListener::bind(&sock_path)
+        .with_context(|| format!("binding {}", sock_path.display()))?;
+    let shared: Shared = Arc::new(RwLock::new(Arc::new(Records::default())));
+    let mut listeners: HashMap<Ipv4Addr, Vec<JoinHandle<()>>> = HashMap::new();
+    let mut tick = tokio::time::interval(Duration::from_secs(2));
+    tracing::info!("dns server for {} started (pid {})", store.root().display(), std::process::id());
+    loop {
+        tokio::select! {
+            conn = control.accept() => {
+                if let Ok((conn, _)) = conn {
+                    let records = reload(&store, &shared, &mut listeners).await;
+                    let answer = if records.is_ok() { "ok\n" } else { "error\n" };
+                    let _ = serve_control(conn, answer).await;
+                }
+            }
+            _ = tick.tick() => {
+                let _ = reload(&store, &shared, &mut listeners).await;
+            }
+        }
+        if current(&shared).endpoint_count() == 0 {
+            exit_if_idle(&store).await;
+        }
+    }
+}
+
+async fn serve_control(conn: UnixStream, answer: &str) -> std::io::Result<()> {
+    let (r, mut w) = conn.into_split();
+    let mut line = String::new();
+    let _ = tokio::time::timeout(Duration::from_secs(1), BufReader::new(r).read_line(&mut line)).await;
+    w.write_all(answer.as_bytes()).await
+}
+
+/// Exit when, under the root's lock (so no attach runs concurrently), no
+/// live endpoint is left. The socket goes first, so the next attach starts
+/// a fresh server.
+async fn exit_if_idle(store: &Store) {
+    let store = store.clone();
+    let _ = tokio::task::spawn_blocking(move || {
+        let Ok(_lock) = NetLock::acquire(&store.lock_path()) else { return };
+        if load(&store).is_ok_and(|r| r.endpoint_count() == 0) {
+            let _ = std::fs::remove_file(store.dns_socket());
+            tracing::info!("dns server: no endpoints left, exiting");
+            std::process::exit(0);
+        }
+    })
+    .await;
+}
+
+async fn reload(
+    store: &Store,
+    shared: &Shared,
+    listeners: &mut HashMap<Ipv4Addr, Vec<JoinHandle<()>>>,
+) -> Result<(), Error> {
+    let records = match load(store) {
+        Ok(r) => r,
+        Err(e) => {
+            tracing::warn!("dns reload failed: {e}");
+            return Err(e);
+        }
+    };
+    let wanted = records.listen.clone();
+    if let Ok(mut w) = shared.write() {
+        *w = Arc::new(records);
+    }
+    listeners.retain(|gw, tasks| {
+        let keep = wanted.contains(gw);
+        if !keep {
+            tasks.iter().for_each(|t| t.abort());
+        }
+        keep
+    });
+    for gw in wanted {
+        if listeners.contains_key(&gw) {
+            continue;
+        }
+        match bind(gw, shared.clone()).await {
+            Ok(tasks) => {
+                listeners.insert(gw, tasks);
+            }
+            Err(e) => tracing::warn!("dns: cannot listen on {gw}:53: {e}"),
+        }
+    }
+    Ok(())
+}
+
+async fn bind(gw: Ipv4Addr, shared: Shared) -> std::io::Result<Vec<JoinHandle<()>>> {
+    let addr = SocketAddr::new(IpAddr::V4(gw), 53);
+    let udp = Arc::new(UdpSocket::bind(addr).await?);
+    let tcp = TcpListener::bind(addr).await?;
+    tracing::info!("dns: listening on {addr} (udp, tcp)");
+    Ok(vec![tokio::spawn(udp_loop(udp, shared.clone())), tokio::spawn(tcp_loop(tcp, shared))])
+}
+
+async fn udp_loop(sock: Arc<UdpSocket>, shared: Shared) {
+    let mut buf = vec![0u8; 4096];
+    loop {
+        let Ok((n, src)) = sock.recv_from(&mut buf).await else { continue };
+        let query = &buf[..n];
+        // Local answers inline (no task per packet); forwards in a task.
+        match handle(&current(&shared), src.ip(), query) {
+            Some(Outcome::Reply(bytes)) => {
+                let _ = sock.send_to(&bytes, src).await;
+            }
+            Some(Outcome::Forward(ups)) => {
+                let query = query.to_vec();
+                let sock = sock.clone();
+                tokio::spawn(async move {
+                    let reply = match super::forward::udp(&query, &ups).await {
+                        Some(r) => Some(r),
+                        None => servfail(&query),
+                    };
+                    if let Some(r) = reply {
+                        let _ = sock.send_to(&r, src).await;
+                    }
+                });
+            }
+            None => {}
+        }
+    }
+}
+
+async fn tcp_loop(listener: TcpListener, shared: Shared) {
+    loop {
+        let Ok((conn, src)) = listener.accept().await else { continue };
+        let shared = shared.clone();
+        tokio::spawn(async move {
+            let _ = tokio::time::timeout(Duration::from_secs(30), tcp_conn(conn, src, shared)).await;
+        });
+    }
+}
+
+async fn tcp_conn(mut conn: TcpStream, src: SocketAddr, shared: Shared) -> std::io::Result<()> {
+    loop {
+        let len = conn.read_u16().await? as usize;
+        let mut query = vec![0u8; len];
+        conn.read_exact(&mut query).await?;
+        let reply = match handle(&current(&shared), src.ip(), &query) {
+            Some(Outcome::Reply(b)) => Some(b),
+            Some(Outcome::Forward(ups)) => match super::forward::tcp(&query, &ups).await {
+                Some(r) => Some(r),
+                None => servfail(&query),
+            },
+            None => None,
+        };
+        let Some(reply) = reply else { return Ok(()) };
+        conn.write_all(&(reply.len() as u16).to_be_bytes()).await?;
+        conn.write_all(&reply).await?;
+    }
+}
