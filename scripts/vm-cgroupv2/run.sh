@@ -55,7 +55,12 @@ image=$cache_root/vm-$key
 mkdir -p "$cache_root"
 (
 	flock 9
-	[ -f "$image/recipe" ] || bash "$here/build.sh" "$image"
+	if [ ! -f "$image/recipe" ]; then
+		bash "$here/build.sh" "$image"
+		# Images of older recipes are dead weight (50 MB each).
+		find "$cache_root" -maxdepth 1 -name 'vm-*' ! -name "vm-$key" ! -name "vm-$key.lock" \
+			-mmin +60 -exec rm -rf {} +
+	fi
 ) 9>"$cache_root/vm-$key.lock" || die "building the VM image failed"
 
 # --- this run's additions: the command, shared folders, extra libraries
@@ -138,7 +143,7 @@ qemu-system-x86_64 \
 	-nodefaults -no-user-config -nographic -no-reboot \
 	-machine pc -accel tcg,thread=multi -cpu max -smp "$cpus" -m "$mem" \
 	-kernel "$image/vmlinux" -initrd "$run/initrd.cpio" \
-	-append "console=ttyS0 panic=-1 quiet loglevel=4 systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all" \
+	-append "console=ttyS0 panic=-1 ${MC_VM_KARGS:-quiet loglevel=4} systemd.unified_cgroup_hierarchy=1 cgroup_no_v1=all" \
 	-serial "file:$run/console.log" \
 	-device virtio-serial-pci,id=vs \
 	-chardev "file,id=out,path=$run/out.log" -device virtserialport,bus=vs.0,chardev=out,name=out \
