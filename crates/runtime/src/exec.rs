@@ -1,0 +1,297 @@
+//! `container exec`: a new process in a running container's namespaces and
+//! cgroup, with its capabilities, seccomp profile and user.
+//!
+//! We fork; the child unshares its mount namespace and re-executes our
+//! binary from a read-only bind as `__internal exec` (so the container can
+//! never reach our binary writably). That process joins the cgroup, setns()
+//! into the container, forks the command into its pid namespace, forwards
+//! signals to it and exits with its status.
+
+use std::ffi::CString;
+use std::io::Write;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+use crate::init::{enter_workdir, final_env, lookup, prepare_process, Fail};
+use crate::launch::{self, die, read_fd};
+use crate::lifecycle::Runtime;
+use crate::monitor::{self, Io};
+use crate::state;
+use crate::{logs, seccomp, user, Error};
+
+/// What the user asked `exec` for.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub args: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub tty: bool,
+    pub interactive: bool,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct ExecConfig {
+    pid: i32,
+    pid_start: u64,
+    cgroup_procs: Vec<std::path::PathBuf>,
+    join_cgroupns: bool,
+    join_netns: bool,
+    args: Vec<String>,
+    env: Vec<String>,
+    workdir: String,
+    user: String,
+    hostname: String,
+    tty: bool,
+    caps: Vec<String>,
+    seccomp: Option<String>,
+}
+
+impl Runtime {
+    /// Run a command in a running container; returns its exit code.
+    /// Must be called with no other threads.
+    pub fn exec(&self, key: &str, opts: &ExecOptions) -> Result<i32, Error> {
+        let rec = self.containers.find(key)?;
+        if !rec.state.is_running() {
+            return Err(Error::Invalid(format!(
+                "container {} is not running: start it before exec",
+                rec.spec.name
+            )));
+        }
+        if opts.args.is_empty() {
+            return Err(Error::Invalid(
+                "exec needs a command: minicompose container exec ID CMD...".into(),
+            ));
+        }
+        let seccomp = if rec.spec.seccomp && !rec.spec.privileged {
+            Some(hex::encode(seccomp::cached_program(
+                &self.root.join("cache/seccomp"),
+                &rec.spec.caps,
+            )?))
+        } else {
+            None
+        };
+        let cg = self.cgroup(&rec.spec.id);
+        let cfg = ExecConfig {
+            pid: rec.state.pid,
+            pid_start: rec.state.pid_start,
+            cgroup_procs: cg.procs_files(),
+            join_cgroupns: cg.is_v2(),
+            join_netns: rec.spec.network != "host",
+            args: opts.args.clone(),
+            env: crate::spec::merge_env(&rec.spec.env, &opts.env),
+            workdir: opts
+                .workdir
+                .clone()
+                .unwrap_or_else(|| rec.spec.working_dir.clone()),
+            user: opts.user.clone().unwrap_or_else(|| rec.spec.user.clone()),
+            hostname: rec.spec.hostname.clone(),
+            tty: opts.tty,
+            caps: rec.spec.caps.clone(),
+            seccomp,
+        };
+        let payload = serde_json::to_vec(&cfg).context("serialize exec config")?;
+        let (cfg_r, cfg_w) = launch::pipe()?;
+        let (status_r, status_w) = launch::pipe()?;
+        let devnull = std::fs::File::open("/dev/null").context("open /dev/null")?;
+        let mut pty_master: Option<OwnedFd> = None;
+        let mut pty_slave: Option<OwnedFd> = None;
+        if opts.tty {
+            let p = nix::pty::openpty(None, None).context("open a pty")?;
+            pty_master = Some(p.master);
+            pty_slave = Some(p.slave);
+        }
+        let (fd0, fd1, fd2) = match &pty_slave {
+            Some(s) => (s.as_raw_fd(), s.as_raw_fd(), s.as_raw_fd()),
+            None => (
+                if opts.interactive {
+                    0
+                } else {
+                    devnull.as_raw_fd()
+                },
+                1,
+                2,
+            ),
+        };
+        let exe = launch::init_exe_path(&rec.dir);
+        let exe_c = CString::new(exe.as_os_str().as_encoded_bytes()).context("init path")?;
+        let args = [
+            CString::new("minicompose").unwrap_or_default(),
+            CString::new("__internal").unwrap_or_default(),
+            CString::new("exec").unwrap_or_default(),
+            CString::new(cfg_r.as_raw_fd().to_string()).unwrap_or_default(),
+            CString::new(status_w.as_raw_fd().to_string()).unwrap_or_default(),
+        ];
+        // SAFETY: single-threaded by contract; the child only makes raw syscalls.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(anyhow::Error::from(std::io::Error::last_os_error())
+                .context("fork")
+                .into());
+        }
+        if pid == 0 {
+            // SAFETY: raw syscalls in the child before exec.
+            unsafe {
+                for (src, dst) in [(fd0, 0), (fd1, 1), (fd2, 2)] {
+                    if src != dst {
+                        libc::dup2(src, dst);
+                    }
+                }
+                for fd in [cfg_r.as_raw_fd(), status_w.as_raw_fd()] {
+                    libc::fcntl(fd, libc::F_SETFD, 0);
+                }
+                if libc::unshare(libc::CLONE_NEWNS) != 0 {
+                    die(status_w.as_raw_fd(), 125, "unshare the mount namespace");
+                }
+            }
+            launch::reexec_readonly(&exe_c, &args, status_w.as_raw_fd());
+        }
+        drop(cfg_r);
+        drop(status_w);
+        drop(pty_slave);
+        let sent = std::fs::File::from(cfg_w).write_all(&payload);
+        let status = sent
+            .context("send the exec config")
+            .map_err(Error::from)
+            .and_then(|_| launch::read_status(status_r));
+        if let Err(e) = status {
+            // SAFETY: reap our child, which exits after reporting.
+            unsafe {
+                let mut st = 0;
+                libc::waitpid(pid, &mut st, 0);
+            }
+            return Err(e);
+        }
+        let _raw = if opts.tty && opts.interactive {
+            crate::lifecycle::raw_terminal()
+        } else {
+            None
+        };
+        let io = Io {
+            out: None,
+            err: None,
+            pty: pty_master,
+            echo: true,
+            stdin_to_pty: opts.interactive,
+            forward_signals: true,
+        };
+        let mut sink = logs::Writer::discard();
+        Ok(monitor::supervise(pid, io, &mut sink))
+    }
+}
+
+fn open_ns(pid: i32, name: &str) -> Result<OwnedFd, Fail> {
+    let f = std::fs::File::open(format!("/proc/{pid}/ns/{name}"))
+        .with_context(|| format!("open the container's {name} namespace"))?;
+    Ok(OwnedFd::from(f))
+}
+
+/// Entry point of `__internal exec <config fd> <status fd>`.
+pub fn main(config_fd: RawFd, status_fd: RawFd) -> ! {
+    // SAFETY: keep the status fd away from the command.
+    unsafe { libc::fcntl(status_fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    crate::explain::route_to_fd(crate::explain::SILENT);
+    let cfg: ExecConfig = match read_fd(config_fd)
+        .map_err(anyhow::Error::from)
+        .and_then(|b| serde_json::from_slice(&b).context("decode exec config"))
+    {
+        Ok(c) => c,
+        Err(e) => die(status_fd, 125, &format!("{e:#}")),
+    };
+    if let Err(f) = join(&cfg) {
+        die(status_fd, f.code, &f.msg);
+    }
+    // SAFETY: block signals, fork into the pid namespace, forward and reap.
+    unsafe {
+        let mut all: libc::sigset_t = std::mem::zeroed();
+        let mut old: libc::sigset_t = std::mem::zeroed();
+        libc::sigfillset(&mut all);
+        libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old);
+        let child = libc::fork();
+        if child < 0 {
+            die(status_fd, 125, "fork into the container");
+        }
+        if child == 0 {
+            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
+            match command(&cfg) {
+                Ok(never) => match never {},
+                Err(f) => die(status_fd, f.code, &f.msg),
+            }
+        }
+        libc::close(status_fd);
+        loop {
+            let mut info: libc::siginfo_t = std::mem::zeroed();
+            let sig = libc::sigwaitinfo(&all, &mut info);
+            if sig < 0 {
+                continue;
+            }
+            if sig != libc::SIGCHLD {
+                libc::kill(child, sig);
+                continue;
+            }
+            let mut st = 0;
+            if libc::waitpid(child, &mut st, libc::WNOHANG) == child {
+                let code = if libc::WIFEXITED(st) {
+                    libc::WEXITSTATUS(st)
+                } else {
+                    128 + libc::WTERMSIG(st)
+                };
+                libc::_exit(code);
+            }
+        }
+    }
+}
+
+fn join(cfg: &ExecConfig) -> Result<(), Fail> {
+    if state::proc_start_time(cfg.pid) != Some(cfg.pid_start) {
+        return Err(Fail {
+            code: 1,
+            msg: "the container is not running".into(),
+        });
+    }
+    let mut names = vec!["ipc", "uts", "pid"];
+    if cfg.join_netns {
+        names.push("net");
+    }
+    if cfg.join_cgroupns {
+        names.push("cgroup");
+    }
+    names.push("mnt");
+    // Open them all before entering any (paths change once we setns).
+    let fds: Vec<(&str, OwnedFd)> = names
+        .iter()
+        .map(|n| open_ns(cfg.pid, n).map(|fd| (*n, fd)))
+        .collect::<Result<_, _>>()?;
+    for procs in &cfg.cgroup_procs {
+        std::fs::write(procs, "0").with_context(|| format!("join cgroup {}", procs.display()))?;
+    }
+    for (name, fd) in fds {
+        // SAFETY: setns on a namespace fd we opened.
+        if unsafe { libc::setns(fd.as_raw_fd(), 0) } != 0 {
+            return Err(anyhow::Error::from(std::io::Error::last_os_error())
+                .context(format!("enter the {name} namespace"))
+                .into());
+        }
+    }
+    Ok(())
+}
+
+fn command(cfg: &ExecConfig) -> Result<std::convert::Infallible, Fail> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok();
+    let group = std::fs::read_to_string("/etc/group").ok();
+    let who = user::resolve(&cfg.user, passwd.as_deref(), group.as_deref())?;
+    let env = final_env(&cfg.env, &cfg.hostname, &who, cfg.tty);
+    enter_workdir(&cfg.workdir)?;
+    let path = lookup(&cfg.args, &env)?;
+    let bpf = match &cfg.seccomp {
+        Some(h) => Some(hex::decode(h).context("decode the seccomp program")?),
+        None => None,
+    };
+    prepare_process(cfg.tty, &cfg.caps, bpf.as_deref(), &who)?;
+    match crate::init::exec(&path, &cfg.args, &env) {
+        Ok(n) => match n {},
+        Err(f) => Err(f),
+    }
+}

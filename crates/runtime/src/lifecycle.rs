@@ -1,0 +1,537 @@
+//! The container lifecycle on top of the pieces: create the on-disk record,
+//! start it (foreground or under a detached monitor), stop, kill, remove.
+
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+
+use crate::cgroups::{self, Cgroup, Layout};
+use crate::launch::{self, InitConfig, NetworkHook, Stdio};
+use crate::monitor::{self, Io};
+use crate::spec::ContainerSpec;
+use crate::state::{self, Containers, Record, State, Status};
+use crate::{logs, seccomp, Error};
+
+/// Per-container /etc files, written before the container starts.
+#[derive(Debug, Clone, Default)]
+pub struct EtcFiles {
+    pub hostname: String,
+    pub hosts: String,
+    pub resolv_conf: String,
+}
+
+impl EtcFiles {
+    /// Docker's defaults for `--network none|host` (the network hook may
+    /// rewrite hosts and resolv.conf in place later).
+    pub fn defaults(hostname: &str, network: &str) -> EtcFiles {
+        let host_resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+        if network == "host" {
+            return EtcFiles {
+                hostname: format!("{hostname}\n"),
+                hosts: fs::read_to_string("/etc/hosts")
+                    .unwrap_or_else(|_| "127.0.0.1\tlocalhost\n".into()),
+                resolv_conf: host_resolv,
+            };
+        }
+        // A private netns cannot reach the host's loopback resolvers.
+        let resolv: String = host_resolv
+            .lines()
+            .filter(|l| {
+                let mut w = l.split_whitespace();
+                !(w.next() == Some("nameserver")
+                    && w.next()
+                        .is_some_and(|a| a.starts_with("127.") || a == "::1"))
+            })
+            .map(|l| format!("{l}\n"))
+            .collect();
+        EtcFiles {
+            hostname: format!("{hostname}\n"),
+            hosts: "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n\
+                    fe00::0\tip6-localnet\nff00::0\tip6-mcastprefix\nff02::1\tip6-allnodes\n\
+                    ff02::2\tip6-allrouters\n"
+                .to_string(),
+            resolv_conf: resolv,
+        }
+    }
+}
+
+/// How a foreground container is attached to our terminal.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Attach {
+    pub tty: bool,
+    pub stdin: bool,
+}
+
+/// Access to the containers of one `--root`.
+pub struct Runtime {
+    pub root: PathBuf,
+    pub containers: Containers,
+    pub layout: Layout,
+}
+
+/// Refuse early, with the fix, when not root.
+pub fn require_root() -> Result<(), Error> {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Err(Error::Invalid(
+            "containers need root: run minicompose with sudo (or as root)".into(),
+        ));
+    }
+    Ok(())
+}
+
+impl Runtime {
+    pub fn open(root: &Path) -> Runtime {
+        Runtime {
+            root: root.to_path_buf(),
+            containers: Containers::new(root),
+            layout: cgroups::detect(),
+        }
+    }
+
+    pub fn cgroup(&self, id: &str) -> Cgroup {
+        Cgroup::for_id(&self.layout, id)
+    }
+
+    /// Write the container's directory, files, config and a "created" state.
+    /// Under a lock so two runs cannot take one name.
+    pub fn create(&self, spec: &ContainerSpec, files: &EtcFiles) -> Result<Record, Error> {
+        let _lock = self.containers.lock()?;
+        if let Some(other) = self.containers.name_in_use(&spec.name) {
+            return Err(Error::Invalid(format!(
+                "the container name \"/{}\" is already in use by container \"{}\": remove (or rename) that container to reuse the name",
+                spec.name, other
+            )));
+        }
+        let dir = self.containers.dir(&spec.id);
+        let result = (|| -> Result<(), Error> {
+            for sub in ["upper", "work", "rootfs"] {
+                fs::create_dir_all(dir.join(sub))
+                    .with_context(|| format!("create {}", dir.join(sub).display()))?;
+            }
+            fs::write(dir.join("hostname"), &files.hostname).context("write hostname")?;
+            fs::write(dir.join("hosts"), &files.hosts).context("write hosts")?;
+            fs::write(dir.join("resolv.conf"), &files.resolv_conf).context("write resolv.conf")?;
+            self.containers.write_state(&spec.id, &State::default())?;
+            // The config last: a directory without it is not a container.
+            self.containers.write_spec(spec)?;
+            Ok(())
+        })();
+        if let Err(e) = result {
+            let _ = fs::remove_dir_all(&dir);
+            return Err(e);
+        }
+        self.containers.read(&spec.id)
+    }
+
+    fn init_config(&self, rec: &Record, cg: &Cgroup, wait_go: bool) -> Result<InitConfig, Error> {
+        let seccomp = if rec.spec.seccomp && !rec.spec.privileged {
+            let bytes = seccomp::cached_program(&self.root.join("cache/seccomp"), &rec.spec.caps)?;
+            Some(hex::encode(bytes))
+        } else {
+            None
+        };
+        let cgroup_v1_binds = match &self.layout {
+            Layout::V2(_) => Vec::new(),
+            Layout::V1 { controllers, .. } => {
+                let mut v: Vec<(String, PathBuf)> = Vec::new();
+                for mnt in controllers.values() {
+                    let name = mnt
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    if !v.iter().any(|(n, _)| *n == name) {
+                        v.push((name, mnt.join(cgroups::PARENT).join(&rec.spec.id)));
+                    }
+                }
+                v
+            }
+        };
+        Ok(InitConfig {
+            spec: rec.spec.clone(),
+            container_dir: rec.dir.clone(),
+            cgroup_procs: cg.procs_files(),
+            cgroup_v2: cg.is_v2(),
+            cgroup_v1_binds,
+            seccomp,
+            wait_go,
+            explain: tracing::enabled!(target: "explain::runtime", tracing::Level::INFO),
+        })
+    }
+
+    /// Undo a container whose start failed: cgroup and directory.
+    pub fn discard(&self, id: &str) {
+        let _ = self.cgroup(id).remove();
+        let _ = fs::remove_dir_all(self.containers.dir(id));
+    }
+
+    fn mark_running(&self, rec: &Record, pid: i32) -> Result<(), Error> {
+        let st = State {
+            status: Status::Running,
+            pid,
+            pid_start: state::proc_start_time(pid).unwrap_or(0),
+            monitor_pid: std::process::id() as i32,
+            started_at: state::now_rfc3339(),
+            ..Default::default()
+        };
+        self.containers.write_state(&rec.spec.id, &st)
+    }
+
+    /// Record the exit and free the cgroup (or remove everything with --rm).
+    fn finish(&self, rec: &Record, code: i32, teardown: &mut dyn FnMut(&str)) {
+        let cg = self.cgroup(&rec.spec.id);
+        let oom = cg.oom_killed();
+        let mut st = self
+            .containers
+            .read(&rec.spec.id)
+            .map(|r| r.state)
+            .unwrap_or_default();
+        st.status = Status::Exited;
+        st.pid = 0;
+        st.exit_code = code;
+        st.oom_killed = oom;
+        st.finished_at = state::now_rfc3339();
+        let _ = self.containers.write_state(&rec.spec.id, &st);
+        let _ = cg.remove();
+        teardown(&rec.spec.id);
+        if rec.spec.auto_remove {
+            let _ = fs::remove_dir_all(&rec.dir);
+        }
+    }
+
+    /// Run in the foreground: our terminal is attached, we are the monitor.
+    /// Returns the container's exit code. Must be called with no other threads.
+    pub fn run_foreground(
+        &self,
+        rec: &Record,
+        attach: Attach,
+        hook: &mut dyn NetworkHook,
+        teardown: &mut dyn FnMut(&str),
+    ) -> Result<i32, Error> {
+        let cg = match Cgroup::create(&self.layout, &rec.spec.id, &rec.spec.resources) {
+            Ok(c) => c,
+            Err(e) => {
+                self.discard(&rec.spec.id);
+                return Err(e);
+            }
+        };
+        let started = (|| {
+            let cfg = self.init_config(rec, &cg, hook.needed())?;
+            let devnull = fs::File::open("/dev/null").context("open /dev/null")?;
+            let mut io = Io {
+                out: None,
+                err: None,
+                pty: None,
+                echo: true,
+                stdin_to_pty: false,
+                forward_signals: true,
+            };
+            let mut keep: Vec<OwnedFd> = Vec::new();
+            let stdio = if attach.tty {
+                let pty = nix::pty::openpty(None, None).context("open a pty")?;
+                let s = pty.slave.as_raw_fd();
+                io.pty = Some(pty.master);
+                io.stdin_to_pty = attach.stdin;
+                keep.push(pty.slave);
+                Stdio {
+                    stdin: s,
+                    stdout: s,
+                    stderr: s,
+                }
+            } else {
+                let (out_r, out_w) = launch::pipe()?;
+                let (err_r, err_w) = launch::pipe()?;
+                io.out = Some(out_r);
+                io.err = Some(err_r);
+                let stdin = if attach.stdin { 0 } else { devnull.as_raw_fd() };
+                let st = Stdio {
+                    stdin,
+                    stdout: out_w.as_raw_fd(),
+                    stderr: err_w.as_raw_fd(),
+                };
+                keep.push(out_w);
+                keep.push(err_w);
+                st
+            };
+            let started = launch::start(&cfg, stdio, hook)?;
+            drop(keep);
+            Ok::<_, Error>((started, io))
+        })();
+        let (started, io) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                teardown(&rec.spec.id);
+                self.discard(&rec.spec.id);
+                return Err(e);
+            }
+        };
+        for w in &started.warnings {
+            eprintln!("WARNING: {w}");
+        }
+        self.mark_running(rec, started.pid)?;
+        let _raw = if attach.tty && attach.stdin {
+            raw_terminal()
+        } else {
+            None
+        };
+        let mut log = logs::Writer::open(&rec.dir);
+        let code = monitor::supervise(started.pid, io, &mut log);
+        drop(_raw);
+        self.finish(rec, code, teardown);
+        Ok(code)
+    }
+
+    /// Start under a detached monitor process; returns once the command
+    /// runs (or failed to start). Must be called with no other threads.
+    pub fn run_detached(
+        &self,
+        rec: &Record,
+        keep_stdin_open: bool,
+        hook: &mut dyn NetworkHook,
+        teardown: &mut dyn FnMut(&str),
+    ) -> Result<Vec<String>, Error> {
+        let (rep_r, rep_w) = launch::pipe()?;
+        // SAFETY: single-threaded by contract; the child continues in Rust.
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            self.discard(&rec.spec.id);
+            return Err(anyhow::Error::from(std::io::Error::last_os_error())
+                .context("fork the monitor")
+                .into());
+        }
+        if pid > 0 {
+            drop(rep_w);
+            // The monitor reports start errors as status lines; EOF = running.
+            return launch::read_status(rep_r).inspect_err(|_| {
+                // SAFETY: reap the monitor, which exits after a failed start.
+                unsafe {
+                    let mut st = 0;
+                    libc::waitpid(pid, &mut st, 0);
+                }
+            });
+        }
+        drop(rep_r);
+        // SAFETY: new session: no terminal signals reach the monitor.
+        unsafe { libc::setsid() };
+        let code = self.monitor_child(rec, keep_stdin_open, hook, teardown, rep_w);
+        // SAFETY: leave without running the parent's atexit handlers twice.
+        unsafe { libc::_exit(code) }
+    }
+
+    fn monitor_child(
+        &self,
+        rec: &Record,
+        keep_stdin_open: bool,
+        hook: &mut dyn NetworkHook,
+        teardown: &mut dyn FnMut(&str),
+        report: OwnedFd,
+    ) -> i32 {
+        let fail = |code: i32, msg: String| {
+            launch::die(report.as_raw_fd(), code, &msg);
+        };
+        let cg = match Cgroup::create(&self.layout, &rec.spec.id, &rec.spec.resources) {
+            Ok(c) => c,
+            Err(e) => {
+                self.discard(&rec.spec.id);
+                fail(if e.is_user_error() { 1 } else { 125 }, e.to_string());
+                return 125;
+            }
+        };
+        let started = (|| {
+            let cfg = self.init_config(rec, &cg, hook.needed())?;
+            let devnull = fs::File::open("/dev/null").context("open /dev/null")?;
+            let (out_r, out_w) = launch::pipe()?;
+            let (err_r, err_w) = launch::pipe()?;
+            let (in_r, in_w) = launch::pipe()?;
+            let stdin = if keep_stdin_open {
+                in_r.as_raw_fd()
+            } else {
+                devnull.as_raw_fd()
+            };
+            let stdio = Stdio {
+                stdin,
+                stdout: out_w.as_raw_fd(),
+                stderr: err_w.as_raw_fd(),
+            };
+            let started = launch::start(&cfg, stdio, hook)?;
+            Ok::<_, Error>((started, out_r, err_r, in_w))
+        })();
+        let (started, out_r, err_r, _stdin_keep) = match started {
+            Ok(s) => s,
+            Err(e) => {
+                teardown(&rec.spec.id);
+                self.discard(&rec.spec.id);
+                let (code, msg) = match &e {
+                    Error::Start { code, message } => (*code, message.clone()),
+                    Error::Invalid(m) => (1, m.clone()),
+                    Error::Other(o) => (125, format!("{o:#}")),
+                };
+                fail(code, msg);
+                return code;
+            }
+        };
+        let _ = self.mark_running(rec, started.pid);
+        for w in &started.warnings {
+            let line = format!("W{w}\n");
+            // SAFETY: write to our report pipe.
+            unsafe { libc::write(report.as_raw_fd(), line.as_ptr().cast(), line.len()) };
+        }
+        // Let go of the CLI's terminal and pipes, then report success (EOF).
+        if let Ok(null) = fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/null")
+        {
+            // SAFETY: dup2 onto our standard fds.
+            unsafe {
+                libc::dup2(null.as_raw_fd(), 0);
+                libc::dup2(null.as_raw_fd(), 1);
+                libc::dup2(null.as_raw_fd(), 2);
+            }
+        }
+        drop(report);
+        let io = Io {
+            out: Some(out_r),
+            err: Some(err_r),
+            pty: None,
+            echo: false,
+            stdin_to_pty: false,
+            forward_signals: false,
+        };
+        let mut log = logs::Writer::open(&rec.dir);
+        let code = monitor::supervise(started.pid, io, &mut log);
+        self.finish(rec, code, teardown);
+        0
+    }
+
+    /// Wait until the container is no longer running and its exit is recorded.
+    pub fn wait_exit(&self, id: &str, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match self.containers.read(id) {
+                Ok(r) => {
+                    let gone = !r.state.is_running();
+                    let recorded = r.state.status != Status::Running;
+                    let monitor_gone = r.state.monitor_pid <= 0
+                        || state::proc_start_time(r.state.monitor_pid).is_none();
+                    if gone && (recorded || monitor_gone) {
+                        return true;
+                    }
+                }
+                Err(_) => return true, // removed (--rm)
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// Send a signal to the container's PID 1.
+    pub fn kill(&self, key: &str, sig: i32) -> Result<Record, Error> {
+        let rec = self.containers.find(key)?;
+        if !rec.state.is_running() {
+            return Err(Error::Invalid(format!(
+                "container {} is not running",
+                rec.spec.name
+            )));
+        }
+        tracing::info!(target: "explain::runtime", "kill({}, {sig})", rec.state.pid);
+        // SAFETY: pid checked against its start time just above.
+        if unsafe { libc::kill(rec.state.pid, sig) } != 0 {
+            return Err(anyhow::Error::from(std::io::Error::last_os_error())
+                .context("kill")
+                .into());
+        }
+        Ok(rec)
+    }
+
+    /// The stop signal, `timeout` seconds of grace, then SIGKILL.
+    pub fn stop(&self, key: &str, timeout: Option<u64>) -> Result<Record, Error> {
+        let rec = self.containers.find(key)?;
+        if !rec.state.is_running() {
+            return Ok(rec);
+        }
+        let grace = timeout.unwrap_or(rec.spec.stop_timeout);
+        let _ = self.kill(&rec.spec.id, rec.spec.stop_signal);
+        if !self.wait_exit(&rec.spec.id, Duration::from_secs(grace)) {
+            tracing::info!(target: "explain::runtime", "grace period of {grace}s over: SIGKILL");
+            let _ = self.kill(&rec.spec.id, libc::SIGKILL);
+            if !self.wait_exit(&rec.spec.id, Duration::from_secs(10)) {
+                return Err(Error::Other(anyhow::anyhow!(
+                    "container {} did not exit after SIGKILL",
+                    rec.spec.name
+                )));
+            }
+        }
+        Ok(rec)
+    }
+
+    /// Remove a container (killing it first with `force`). `teardown` undoes
+    /// its network attachment.
+    pub fn remove(
+        &self,
+        key: &str,
+        force: bool,
+        teardown: &mut dyn FnMut(&str),
+    ) -> Result<Record, Error> {
+        let rec = self.containers.find(key)?;
+        if rec.state.is_running() {
+            if !force {
+                return Err(Error::Invalid(format!(
+                    "cannot remove container {}: container is running: stop the container before removing or force remove (-f)",
+                    rec.spec.name
+                )));
+            }
+            let _ = self.kill(&rec.spec.id, libc::SIGKILL);
+            if !self.wait_exit(&rec.spec.id, Duration::from_secs(10)) {
+                return Err(Error::Other(anyhow::anyhow!(
+                    "container {} did not exit after SIGKILL",
+                    rec.spec.name
+                )));
+            }
+        }
+        teardown(&rec.spec.id);
+        self.cgroup(&rec.spec.id).remove()?;
+        if rec.dir.exists() {
+            fs::remove_dir_all(&rec.dir)
+                .with_context(|| format!("remove {}", rec.dir.display()))?;
+        }
+        Ok(rec)
+    }
+}
+
+/// Put our terminal in raw mode (for `-it`) until the guard drops.
+pub(crate) fn raw_terminal() -> Option<impl Drop> {
+    RawTerminal::enter()
+}
+
+/// Our terminal in raw mode for `-it`, restored on drop.
+struct RawTerminal {
+    saved: nix::sys::termios::Termios,
+}
+
+impl RawTerminal {
+    fn enter() -> Option<RawTerminal> {
+        use nix::sys::termios::{cfmakeraw, tcgetattr, tcsetattr, SetArg};
+        let stdin = std::io::stdin();
+        let saved = tcgetattr(&stdin).ok()?;
+        let mut raw = saved.clone();
+        cfmakeraw(&mut raw);
+        tcsetattr(&stdin, SetArg::TCSANOW, &raw).ok()?;
+        Some(RawTerminal { saved })
+    }
+}
+
+impl Drop for RawTerminal {
+    fn drop(&mut self) {
+        let _ = nix::sys::termios::tcsetattr(
+            std::io::stdin(),
+            nix::sys::termios::SetArg::TCSANOW,
+            &self.saved,
+        );
+    }
+}
