@@ -69,3 +69,64 @@ fn copy_tree(src: &Path, dst: &Path) {
         dst.display()
     );
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::CString;
+    use std::os::unix::ffi::OsStrExt;
+    use std::os::unix::fs::MetadataExt;
+
+    fn xattr(path: &Path, name: &str) -> Option<Vec<u8>> {
+        let p = CString::new(path.as_os_str().as_bytes()).unwrap();
+        let n = CString::new(name).unwrap();
+        let mut buf = [0u8; 64];
+        let len =
+            unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+        (len >= 0).then(|| buf[..len as usize].to_vec())
+    }
+
+    fn set_xattr(path: &Path, name: &str, value: &[u8]) -> bool {
+        let p = CString::new(path.as_os_str().as_bytes()).unwrap();
+        let n = CString::new(name).unwrap();
+        unsafe {
+            libc::lsetxattr(
+                p.as_ptr(),
+                n.as_ptr(),
+                value.as_ptr().cast(),
+                value.len(),
+                0,
+            ) == 0
+        }
+    }
+
+    #[test]
+    fn copy_tree_links_files_and_keeps_directory_xattrs() {
+        let src = tempfile::tempdir().unwrap();
+        let layer = src.path().join("layers/abc/etc");
+        std::fs::create_dir_all(layer.join("opaque")).unwrap();
+        std::fs::write(layer.join("passwd"), "root:x:0:0::/root:/bin/sh\n").unwrap();
+        // user.* stands in for trusted.overlay.opaque, which needs root
+        let has_xattrs = set_xattr(&layer.join("opaque"), "user.overlay.opaque", b"y");
+
+        let dst = tempfile::tempdir().unwrap();
+        copy_tree(src.path(), dst.path());
+
+        let copied = dst.path().join("layers/abc/etc");
+        assert_eq!(
+            std::fs::read_to_string(copied.join("passwd")).unwrap(),
+            "root:x:0:0::/root:/bin/sh\n"
+        );
+        // same filesystem: a hard link, not a copy
+        assert_eq!(
+            std::fs::metadata(copied.join("passwd")).unwrap().ino(),
+            std::fs::metadata(layer.join("passwd")).unwrap().ino()
+        );
+        if has_xattrs {
+            assert_eq!(
+                xattr(&copied.join("opaque"), "user.overlay.opaque").as_deref(),
+                Some(&b"y"[..])
+            );
+        }
+    }
+}
