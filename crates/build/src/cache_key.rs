@@ -157,11 +157,13 @@ mod tests {
 
     fn keys(src: &str, build_args: &[(&str, &str)]) -> Vec<String> {
         let df = parse(src).unwrap();
-        let mut opts = BuildOptions::default();
-        opts.build_args = build_args
-            .iter()
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect();
+        let opts = BuildOptions {
+            build_args: build_args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
         let meta = MetaScope::new(&df, &opts).unwrap();
         let mut st = StageState::new(ImageConfig::default(), &meta, &opts, '\\');
         let mut parent = base_key("sha256:base", "linux/amd64");

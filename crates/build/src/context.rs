@@ -176,11 +176,8 @@ impl BuildContext {
                 if target.starts_with('/') {
                     return Err(outside(src));
                 }
-                let joined = go_clean(
-                    &format!("{}/{target}", done.join("/"))
-                        .trim_start_matches('/')
-                        .to_string(),
-                );
+                let joined =
+                    go_clean(format!("{}/{target}", done.join("/")).trim_start_matches('/'));
                 if joined == ".." || joined.starts_with("../") {
                     return Err(outside(src));
                 }
@@ -274,11 +271,7 @@ impl BuildContext {
                 // An absolute target would leave the context on the host.
                 return Err(outside(src));
             } else {
-                go_clean(
-                    &format!("{parent}/{target}")
-                        .trim_start_matches('/')
-                        .to_string(),
-                )
+                go_clean(format!("{parent}/{target}").trim_start_matches('/'))
             };
             if joined == ".." || joined.starts_with("../") {
                 return Err(outside(src));

@@ -12,6 +12,8 @@ pub(crate) mod heredoc;
 pub mod instruction;
 mod lines;
 mod parser;
+#[cfg(test)]
+mod tests;
 pub(crate) mod words;
 
 pub use instruction::*;
@@ -56,9 +58,18 @@ pub fn parse_file(path: &Path) -> Result<Dockerfile, crate::Error> {
     parse(&text).map_err(|e| crate::Error::Invalid(format!("{}: {e}", path.display())))
 }
 
-/// Closest candidate within edit distance 2 (case-insensitive), for "did you mean".
+/// A candidate the word is a prefix of, or the closest within edit distance 2
+/// (case-insensitive), for "did you mean".
 pub(crate) fn suggest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
     let w = word.to_ascii_lowercase();
+    if w.len() >= 3 {
+        if let Some(c) = candidates
+            .iter()
+            .find(|c| c.to_ascii_lowercase().starts_with(&w))
+        {
+            return Some(c);
+        }
+    }
     candidates
         .iter()
         .map(|c| (levenshtein(&w, &c.to_ascii_lowercase()), *c))

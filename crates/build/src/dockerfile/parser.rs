@@ -70,8 +70,7 @@ pub(crate) fn build(scanned: Scanned) -> Result<Dockerfile, ParseError> {
         }
     }
     let Some(last) = lines.last() else {
-        let n = 0;
-        return Err(ParseError::new(n, "file with no instructions".into()));
+        return Err(ParseError::new(1, "file with no instructions".into()));
     };
     let last_line = last.end;
     let mut meta_args = Vec::new();
