@@ -77,6 +77,11 @@ pub struct CopyItem {
 pub struct BuildContext {
     root: PathBuf,
     ignore: DockerIgnore,
+    /// Absolute symlink targets resolve inside `root` (an image/stage rootfs)
+    /// instead of being refused (a host build context).
+    rooted_links: bool,
+    /// What `root` is, for messages ("build context", "stage build", …).
+    label: String,
 }
 
 impl BuildContext {
@@ -97,7 +102,37 @@ impl BuildContext {
                 root.display()
             )));
         }
-        Ok(BuildContext { root, ignore })
+        Ok(BuildContext {
+            root,
+            ignore,
+            rooted_links: false,
+            label: "build context".into(),
+        })
+    }
+
+    /// Open the context for a Dockerfile: `<Dockerfile>.dockerignore` next to the
+    /// Dockerfile wins over `<context>/.dockerignore` (BuildKit's rule).
+    pub fn for_dockerfile(root: &Path, dockerfile: &Path) -> Result<BuildContext, Error> {
+        let mut specific = dockerfile.as_os_str().to_owned();
+        specific.push(".dockerignore");
+        let specific = PathBuf::from(specific);
+        let ignore = match std::fs::read_to_string(&specific) {
+            Ok(t) => {
+                tracing::info!(target: "explain::build", "using ignore file {}", specific.display());
+                DockerIgnore::parse(&t)?
+            }
+            Err(_) => DockerIgnore::read(root)?,
+        };
+        BuildContext::with_ignore(root, ignore)
+    }
+
+    /// A filesystem tree to `COPY --from`: a built stage's or an image's rootfs.
+    /// No ignore rules; absolute symlinks resolve inside `root`.
+    pub fn rootfs(root: &Path, label: &str) -> Result<BuildContext, Error> {
+        let mut c = BuildContext::with_ignore(root, DockerIgnore::default())?;
+        c.rooted_links = true;
+        c.label = label.to_string();
+        Ok(c)
     }
 
     /// The context root (canonical).
@@ -126,8 +161,14 @@ impl BuildContext {
                 }
             };
             if matches.is_empty() {
+                let hint = if self.rooted_links {
+                    ""
+                } else {
+                    " (or excluded by .dockerignore)"
+                };
                 return Err(Error::Invalid(format!(
-                    "COPY/ADD source {src:?}: not found in build context {} (or excluded by .dockerignore)",
+                    "COPY/ADD source {src:?}: not found in {} {}{hint}",
+                    self.label,
                     self.root.display()
                 )));
             }
@@ -137,6 +178,13 @@ impl BuildContext {
                     EntryKind::Dir => self.walk(&root.rel)?,
                     _ => Vec::new(),
                 };
+                tracing::info!(
+                    target: "explain::build",
+                    "COPY source {src:?}: {} ({} entries below) from {}",
+                    root.rel,
+                    children.len(),
+                    self.root.display()
+                );
                 out.push(Selected {
                     source: src.clone(),
                     root,
@@ -173,14 +221,7 @@ impl BuildContext {
                 let target = std::fs::read_link(self.host(&cur))
                     .map_err(|e| Error::Invalid(format!("cannot read link {cur}: {e}")))?;
                 let target = target.to_string_lossy();
-                if target.starts_with('/') {
-                    return Err(outside(src));
-                }
-                let joined =
-                    go_clean(format!("{}/{target}", done.join("/")).trim_start_matches('/'));
-                if joined == ".." || joined.starts_with("../") {
-                    return Err(outside(src));
-                }
+                let joined = self.link_target(src, &done.join("/"), &target)?;
                 let mut rest: Vec<String> = if joined == "." {
                     Vec::new()
                 } else {
@@ -200,6 +241,36 @@ impl BuildContext {
         }
         done.extend(comps);
         Ok(Some(done.join("/")))
+    }
+
+    /// Where a symlink in directory `dir` pointing to `target` leads, relative
+    /// to the root; refuses anything outside a host build context.
+    fn link_target(&self, src: &str, dir: &str, target: &str) -> Result<String, Error> {
+        if self.rooted_links {
+            // Inside a rootfs, absolute targets start at its root and `..`
+            // stops there, as in a chroot.
+            let base = if target.starts_with('/') {
+                String::new()
+            } else {
+                dir.to_string()
+            };
+            let rel = go_clean(&format!("/{base}/{target}"));
+            let rel = rel.trim_start_matches('/');
+            return Ok(if rel.is_empty() {
+                ".".to_string()
+            } else {
+                rel.to_string()
+            });
+        }
+        if target.starts_with('/') {
+            // On the host an absolute target leaves the context.
+            return Err(outside(src));
+        }
+        let joined = go_clean(format!("{dir}/{target}").trim_start_matches('/'));
+        if joined == ".." || joined.starts_with("../") {
+            return Err(outside(src));
+        }
+        Ok(joined)
     }
 
     fn lstat(&self, rel: &str) -> Option<std::fs::Metadata> {
@@ -267,15 +338,7 @@ impl BuildContext {
                 Some(i) => &cur[..i],
                 None => "",
             };
-            let joined = if target.starts_with('/') {
-                // An absolute target would leave the context on the host.
-                return Err(outside(src));
-            } else {
-                go_clean(format!("{parent}/{target}").trim_start_matches('/'))
-            };
-            if joined == ".." || joined.starts_with("../") {
-                return Err(outside(src));
-            }
+            let joined = self.link_target(src, parent, target)?;
             if joined != "." && self.is_ignored(&joined) {
                 return Err(Error::Invalid(format!(
                     "COPY/ADD source {src:?} links to {joined:?}, which .dockerignore excludes"
@@ -618,6 +681,72 @@ mod tests {
         let sel = ctx.select(&["link-a".into()]).unwrap();
         assert_eq!(sel[0].root.rel, "src/a.txt");
         assert_eq!(sel[0].root.kind, EntryKind::File);
+    }
+
+    #[test]
+    fn symlinked_parent_dirs_never_escape() {
+        let d = ctx_dir();
+        let outside_dir = tempfile::tempdir().unwrap();
+        std::fs::write(outside_dir.path().join("secret"), "s").unwrap();
+        symlink(outside_dir.path(), d.path().join("abs-dir")).unwrap();
+        symlink("..", d.path().join("src/parent")).unwrap();
+        symlink("src", d.path().join("src-link")).unwrap();
+        let ctx = BuildContext::open(d.path()).unwrap();
+        let err = |s: &str| ctx.select(&[s.into()]).unwrap_err().to_string();
+        assert!(err("abs-dir/secret").starts_with("forbidden path outside the build context"));
+        assert!(
+            err("*/secret").contains("not found"),
+            "globs do not descend through symlinks"
+        );
+        // `src/parent` is the context root itself: allowed, and stays inside.
+        assert_eq!(
+            ctx.select(&["src/parent/app.py".into()]).unwrap()[0]
+                .root
+                .rel,
+            "app.py"
+        );
+        assert_eq!(
+            ctx.select(&["src-link/a.txt".into()]).unwrap()[0].root.rel,
+            "src/a.txt"
+        );
+        // Paths are cleaned lexically first (Go semantics): this is `src/x`.
+        assert!(err("src/parent/../x").contains("not found"));
+    }
+
+    #[test]
+    fn rootfs_sources_resolve_absolute_links_inside() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        std::fs::create_dir_all(p.join("usr/bin")).unwrap();
+        std::fs::write(p.join("usr/bin/app"), "bin").unwrap();
+        symlink("/usr/bin", p.join("bin")).unwrap();
+        symlink("../../../../usr/bin/app", p.join("usr/bin/deep")).unwrap();
+        let ctx = BuildContext::rootfs(p, "stage build").unwrap();
+        assert_eq!(
+            ctx.select(&["/bin/app".into()]).unwrap()[0].root.rel,
+            "usr/bin/app"
+        );
+        assert_eq!(
+            ctx.select(&["/usr/bin/deep".into()]).unwrap()[0].root.rel,
+            "usr/bin/app"
+        );
+        let e = ctx.select(&["/nope".into()]).unwrap_err().to_string();
+        assert!(
+            e.contains("not found in stage build") && !e.contains("dockerignore"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn dockerfile_specific_ignore_file_wins() {
+        let d = ctx_dir();
+        std::fs::write(d.path().join("Dockerfile.dockerignore"), "app.py\n").unwrap();
+        let ctx = BuildContext::for_dockerfile(d.path(), &d.path().join("Dockerfile")).unwrap();
+        assert!(ctx.is_ignored("app.py"));
+        assert!(!ctx.is_ignored("node_modules"));
+        let ctx =
+            BuildContext::for_dockerfile(d.path(), &d.path().join("Other.Dockerfile")).unwrap();
+        assert!(ctx.is_ignored("node_modules"));
     }
 
     #[test]

@@ -33,6 +33,10 @@ pub struct RunSpec {
     pub shebang_script: Option<String>,
     /// `--network` (None = default).
     pub network: Option<String>,
+    /// Working directory (absolute; `/` when no WORKDIR). Create it if missing.
+    pub workdir: String,
+    /// `USER` in effect (empty = root), to resolve in the image's /etc/passwd.
+    pub user: String,
 }
 
 /// One evaluated instruction.
@@ -162,6 +166,12 @@ impl StageState {
                 env: self.run_env(),
                 shebang_script: r.shebang_script(),
                 network: r.network.clone(),
+                workdir: if self.config.working_dir.is_empty() {
+                    "/".to_string()
+                } else {
+                    self.config.working_dir.clone()
+                },
+                user: self.config.user.clone(),
             }),
             _ => None,
         };

@@ -549,6 +549,12 @@ mod tests {
             ("${PATHV%/*}", "/usr/local/bin"),
             ("${PATHV%%/*}", ""),
             ("hello world", "hello world"),
+            ("\"a \\\"b\\\"\"", "a \"b\""),
+            ("'x y'", "x y"),
+            ("\"'$FOO'\"", "'foo'"),
+            ("'\"$FOO\"'", "\"$FOO\""),
+            ("${FOO}${FOO}", "foofoo"),
+            ("$FOO$", "foo$"),
         ];
         for (input, want) in cases {
             assert_eq!(

@@ -2,6 +2,7 @@
 //!
 //! - [`dockerfile`]: parse a Dockerfile into a typed model (stages, instructions, heredocs).
 //! - [`expand`]: BuildKit's variable expansion (`$VAR`, `${VAR:-x}`, quotes, escapes).
+//! - [`plan`]: start here: meta args + stage graph + target + build order.
 //! - [`stages`]: the stage graph, `--target`, which stages a target needs.
 //! - [`args`]: build options (`--build-arg`, platforms) and the meta-arg scope for `FROM`.
 //! - [`evaluate`]: per-stage ARG/ENV scope, expansion and config evolution, step by step.
@@ -21,6 +22,7 @@ pub mod dockerignore;
 pub mod duration;
 pub mod evaluate;
 pub mod expand;
+pub mod plan;
 pub mod stages;
 
 /// Errors from this crate.

@@ -252,6 +252,17 @@ mod tests {
     }
 
     #[test]
+    fn crlf_and_bom() {
+        assert_eq!(
+            texts("\u{feff}FROM a\r\nRUN x \\\r\n  y\r\n"),
+            vec![
+                (1, 1, "FROM a".to_string()),
+                (2, 3, "RUN x   y".to_string())
+            ]
+        );
+    }
+
+    #[test]
     fn escaped_escape_is_not_continuation() {
         assert_eq!(
             texts("RUN echo \\\\\nCMD x"),
