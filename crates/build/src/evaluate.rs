@@ -150,8 +150,13 @@ impl StageState {
         if let Instruction::Copy(c) = &mut instr {
             for inline in &mut c.inline {
                 if inline.expand {
-                    inline.content = self
-                        .lexer
+                    // Heredoc bodies keep their quotes and escapes; only `$VAR` expands.
+                    let raw = Lexer {
+                        raw_quotes: true,
+                        raw_escapes: true,
+                        ..self.lexer
+                    };
+                    inline.content = raw
                         .process_word(&inline.content, &vars)
                         .map_err(|e| at(e.0))?;
                 }
@@ -303,7 +308,7 @@ mod tests {
     #[test]
     fn heredoc_run_and_copy() {
         let (_, steps) = stage_steps(
-            "FROM x\nENV N=world\nRUN <<EOF\necho hi\nEOF\nCOPY <<EOT /hello\nhello $N\nEOT\nCOPY <<'EOT' /raw\n$N\nEOT\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n",
+            "FROM x\nENV N=world\nRUN <<EOF\necho hi\nEOF\nCOPY <<EOT /hello\necho \"hello\" '$N' \\$N\nEOT\nCOPY <<EOT /hello2\nhello $N\nEOT\nCOPY <<'EOT' /raw\n$N\nEOT\nRUN <<EOF\n#!/usr/bin/env python3\nprint(1)\nEOF\n",
             &[],
             ImageConfig::default(),
         );
@@ -315,9 +320,11 @@ mod tests {
             Instruction::Copy(c) => c.inline[0].content.clone(),
             _ => panic!(),
         };
-        assert_eq!(inline(2), "hello world\n");
-        assert_eq!(inline(3), "$N\n");
-        assert!(steps[4]
+        // BuildKit's lexer: quotes kept, single quotes still suppress expansion.
+        assert_eq!(inline(2), "echo \"hello\" '$N' \\$N\n");
+        assert_eq!(inline(3), "hello world\n");
+        assert_eq!(inline(4), "$N\n");
+        assert!(steps[5]
             .run
             .as_ref()
             .unwrap()

@@ -67,51 +67,54 @@ impl Lexer {
     }
 
     /// Expand one word: quotes removed, variables substituted, whitespace kept.
+    /// Errors read like BuildKit's: `failed to process "${X": syntax error: missing '}'`.
     pub fn process_word(&self, word: &str, vars: &dyn Vars) -> Result<String, ExpandError> {
         let mut st = State::new(self, word, vars);
-        let (s, _) = st.process_stop_on(None)?;
-        Ok(s)
+        match st.process_stop_on(None, self.raw_escapes) {
+            Ok(s) => Ok(s),
+            Err(e) => Err(ExpandError(format!("failed to process {word:?}: {}", e.0))),
+        }
     }
 
     /// Expand and split into words on unquoted whitespace (also whitespace that
     /// comes from an unquoted variable value), like a shell.
     pub fn process_words(&self, word: &str, vars: &dyn Vars) -> Result<Vec<String>, ExpandError> {
         let mut st = State::new(self, word, vars);
-        st.process_stop_on(None)?;
-        Ok(st.words.finish())
+        match st.process_stop_on(None, self.raw_escapes) {
+            Ok(_) => Ok(st.words.finish()),
+            Err(e) => Err(ExpandError(format!("failed to process {word:?}: {}", e.0))),
+        }
     }
 }
 
+/// BuildKit's word splitter: empty words are never produced.
 #[derive(Default)]
 struct Words {
     words: Vec<String>,
     cur: String,
-    in_word: bool,
 }
 
 impl Words {
     fn add_char(&mut self, c: char) {
         if c.is_whitespace() {
-            if self.in_word {
+            if !self.cur.is_empty() {
                 self.words.push(std::mem::take(&mut self.cur));
-                self.in_word = false;
             }
         } else {
-            self.add_raw_char(c);
+            self.cur.push(c);
         }
     }
     fn add_raw_char(&mut self, c: char) {
         self.cur.push(c);
-        self.in_word = true;
     }
     fn add_string(&mut self, s: &str) {
         s.chars().for_each(|c| self.add_char(c));
     }
     fn add_raw_string(&mut self, s: &str) {
-        s.chars().for_each(|c| self.add_raw_char(c));
+        self.cur.push_str(s);
     }
     fn finish(mut self) -> Vec<String> {
-        if self.in_word {
+        if !self.cur.is_empty() {
             self.words.push(self.cur);
         }
         self.words
@@ -124,6 +127,7 @@ struct State<'a> {
     pos: usize,
     vars: &'a dyn Vars,
     words: Words,
+    raw_escapes: bool,
 }
 
 fn missing_brace() -> ExpandError {
@@ -138,6 +142,7 @@ impl<'a> State<'a> {
             pos: 0,
             vars,
             words: Words::default(),
+            raw_escapes: lx.raw_escapes,
         }
     }
 
@@ -153,52 +158,73 @@ impl<'a> State<'a> {
         c
     }
 
-    /// Process until `stop` (consumed) or the end. Returns the text and whether
-    /// the stop character was found.
-    fn process_stop_on(&mut self, stop: Option<char>) -> Result<(String, bool), ExpandError> {
+    /// Process until `stop` (consumed) or the end of input (an error when a
+    /// stop character was expected). Only the top level feeds word splitting.
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Result<String, ExpandError> {
+        let saved = std::mem::replace(&mut self.raw_escapes, raw_escapes);
+        let top = stop.is_none();
+        let r = self.stop_on_inner(stop, top);
+        self.raw_escapes = saved;
+        r
+    }
+
+    fn stop_on_inner(&mut self, stop: Option<char>, top: bool) -> Result<String, ExpandError> {
         let mut out = String::new();
         while let Some(ch) = self.peek() {
             if Some(ch) == stop {
                 self.next();
-                return Ok((out, true));
+                return Ok(out);
             }
             match ch {
-                '\'' => {
-                    let s = self.single_quote()?;
-                    self.words.add_raw_string(&s);
-                    out.push_str(&s);
-                }
-                '"' => {
-                    let s = self.double_quote()?;
-                    self.words.add_raw_string(&s);
-                    out.push_str(&s);
-                }
-                '$' => {
-                    let s = self.dollar()?;
-                    self.words.add_string(&s);
+                '\'' | '"' | '$' => {
+                    let s = match ch {
+                        '\'' => self.single_quote()?,
+                        '"' => self.double_quote()?,
+                        _ => self.dollar()?,
+                    };
+                    if top {
+                        if ch == '$' {
+                            self.words.add_string(&s);
+                        } else {
+                            self.words.add_raw_string(&s);
+                        }
+                    }
                     out.push_str(&s);
                 }
                 _ => {
                     self.next();
                     let mut c = ch;
                     if c == self.lx.escape {
-                        if self.lx.raw_escapes {
-                            self.words.add_raw_char(c);
+                        if self.raw_escapes {
+                            if top {
+                                self.words.add_raw_char(c);
+                            }
                             out.push(c);
                         }
                         match self.next() {
                             Some(n) => c = n,
                             None => break, // escape at end of word is dropped
                         }
-                        self.words.add_raw_char(c);
-                    } else {
+                        if top {
+                            self.words.add_raw_char(c);
+                        }
+                    } else if top {
                         self.words.add_char(c);
                     }
                     out.push(c);
                 }
             }
         }
-        Ok((out, stop.is_none()))
+        match stop {
+            Some(c) => Err(ExpandError(format!(
+                "unexpected end of statement while looking for matching {c}"
+            ))),
+            None => Ok(out),
+        }
     }
 
     fn single_quote(&mut self) -> Result<String, ExpandError> {
@@ -253,7 +279,7 @@ impl<'a> State<'a> {
             self.next();
             let mut c = ch;
             if c == self.lx.escape {
-                if self.lx.raw_escapes {
+                if self.raw_escapes {
                     out.push(c);
                 }
                 match self.peek() {
@@ -279,7 +305,7 @@ impl<'a> State<'a> {
                 }
                 return name;
             }
-            if name.is_empty() && "*#$@!?-".contains(ch) {
+            if name.is_empty() && "@*#?-$!0".contains(ch) {
                 self.next();
                 name.push(ch);
                 return name;
@@ -297,6 +323,22 @@ impl<'a> State<'a> {
         self.vars.get_var(name)
     }
 
+    /// A `${...}` sub-word up to `stop`; a missing stop is reported as BuildKit does.
+    fn sub_word(
+        &mut self,
+        stop: char,
+        raw_escapes: bool,
+        missing: &str,
+    ) -> Result<String, ExpandError> {
+        self.process_stop_on(Some(stop), raw_escapes).map_err(|e| {
+            if self.peek().is_none() {
+                ExpandError(missing.to_string())
+            } else {
+                e
+            }
+        })
+    }
+
     fn dollar(&mut self) -> Result<String, ExpandError> {
         self.next(); // '$'
         if self.peek() != Some('{') {
@@ -311,116 +353,172 @@ impl<'a> State<'a> {
             });
         }
         self.next(); // '{'
-        if self.peek().is_none() {
-            return Err(missing_brace());
+        match self.peek() {
+            None => return Err(missing_brace()),
+            Some('{' | '}' | ':') => {
+                return Err(ExpandError("syntax error: bad substitution".into()))
+            }
+            _ => {}
         }
         let name = self.name();
+        // BuildKit reports a bare `${NAME` as an odd modifier; say what is wrong.
+        let mut ch = self.next().ok_or_else(missing_brace)?;
+        let mut chs = ch.to_string();
         let value = self.lookup(&name);
-        let ch = self.next().ok_or_else(missing_brace)?;
-        if name.is_empty() {
-            return Err(ExpandError("bad substitution".into()));
-        }
+        let mut null_is_unset = false;
         match ch {
-            '}' => Ok(match value {
-                Some(v) => v,
-                None if self.lx.skip_unset => format!("${{{name}}}"),
-                None => String::new(),
-            }),
+            '}' => {
+                return Ok(match value {
+                    Some(v) => v,
+                    None if self.lx.skip_unset => format!("${{{name}}}"),
+                    None => String::new(),
+                })
+            }
+            '/' => return self.replace(&name, value),
             ':' => {
-                let modifier = self.next().ok_or_else(missing_brace)?;
-                let (word, found) = self.process_stop_on(Some('}'))?;
-                if !found {
-                    return Err(missing_brace());
-                }
-                let set_nonempty = value.as_deref().is_some_and(|v| !v.is_empty());
-                match modifier {
-                    '+' => Ok(if set_nonempty { word } else { String::new() }),
-                    '-' => Ok(if set_nonempty {
-                        value.unwrap_or_default()
+                null_is_unset = true;
+                ch = self.next().ok_or_else(missing_brace)?;
+                chs.push(ch);
+            }
+            '+' | '-' | '?' | '#' | '%' => {}
+            _ => {
+                return Err(ExpandError(format!(
+                    "unsupported modifier ({chs}) in substitution"
+                )))
+            }
+        }
+        let raw = ch == '#' || ch == '%';
+        let mut word = self.sub_word('}', raw, "syntax error: missing '}'")?;
+        if self.lx.skip_unset && value.is_none() {
+            return Ok(format!("${{{name}{chs}{word}}}"));
+        }
+        let unset = value.is_none() || (null_is_unset && value.as_deref() == Some(""));
+        match ch {
+            '-' => Ok(if unset {
+                word
+            } else {
+                value.unwrap_or_default()
+            }),
+            '+' => Ok(if unset { String::new() } else { word }),
+            '?' => match value {
+                None => Err(ExpandError(format!(
+                    "{name}: {}",
+                    if word.is_empty() {
+                        "is not allowed to be unset"
                     } else {
-                        word
-                    }),
-                    '?' => {
-                        if set_nonempty {
-                            Ok(value.unwrap_or_default())
-                        } else {
-                            let msg = if word.is_empty() {
-                                "is not allowed to be empty".to_string()
-                            } else {
-                                word
-                            };
-                            Err(ExpandError(format!("{name}: {msg}")))
-                        }
+                        &word
                     }
-                    other => Err(ExpandError(format!(
-                        "unsupported modifier ({other}) in substitution"
-                    ))),
-                }
-            }
-            '-' | '+' | '?' => {
-                let (word, found) = self.process_stop_on(Some('}'))?;
-                if !found {
-                    return Err(missing_brace());
-                }
-                match (ch, value) {
-                    ('-', Some(v)) => Ok(v),
-                    ('-', None) => Ok(word),
-                    ('+', Some(_)) => Ok(word),
-                    ('+', None) => Ok(String::new()),
-                    ('?', Some(v)) => Ok(v),
-                    _ => {
-                        let msg = if word.is_empty() {
-                            "is not allowed to be unset".to_string()
-                        } else {
-                            word
-                        };
-                        Err(ExpandError(format!("{name}: {msg}")))
+                ))),
+                Some(v) if null_is_unset && v.is_empty() => Err(ExpandError(format!(
+                    "{name}: {}",
+                    if word.is_empty() {
+                        "is not allowed to be empty"
+                    } else {
+                        &word
                     }
-                }
-            }
+                ))),
+                Some(v) => Ok(v),
+            },
             '#' | '%' => {
-                let longest = self.peek() == Some(ch);
-                if longest {
-                    self.next();
+                let greedy = word.starts_with(ch);
+                if greedy {
+                    word.remove(0);
                 }
-                let (pattern, found) = self.process_stop_on(Some('}'))?;
-                if !found {
-                    return Err(missing_brace());
-                }
-                let v = value.unwrap_or_default();
-                Ok(trim_pattern(&v, &pattern, ch == '#', longest))
+                trim_pattern(&value.unwrap_or_default(), &word, ch == '#', greedy)
             }
-            other => Err(ExpandError(format!(
-                "unsupported modifier ({other}) in substitution"
+            _ => Err(ExpandError(format!(
+                "unsupported modifier ({chs}) in substitution"
             ))),
         }
     }
+
+    /// `${name/pattern/replacement}` and `${name//pattern/replacement}`.
+    fn replace(&mut self, name: &str, value: Option<String>) -> Result<String, ExpandError> {
+        let all = self.peek() == Some('/');
+        if all {
+            self.next();
+        }
+        let pattern = self.sub_word('/', true, "syntax error: missing '/' in ${}")?;
+        let replacement = self.sub_word('}', true, "syntax error: missing '}'")?;
+        let Some(value) = value else {
+            if self.lx.skip_unset {
+                return Ok(format!("${{{name}/{pattern}/{replacement}}}"));
+            }
+            return Ok(String::new());
+        };
+        let re = shell_pattern_regex(&pattern, true, false)?;
+        let rep = regex::NoExpand(&replacement);
+        Ok(if all {
+            re.replace_all(&value, rep).into_owned()
+        } else {
+            re.replace(&value, rep).into_owned()
+        })
+    }
 }
 
-/// `${v#pat}` / `${v##pat}` (prefix) and `${v%pat}` / `${v%%pat}` (suffix), with
-/// shell glob patterns (`*`, `?`, `[...]`).
-fn trim_pattern(v: &str, pattern: &str, prefix: bool, longest: bool) -> String {
-    let chars: Vec<char> = v.chars().collect();
-    let n = chars.len();
-    let candidates: Vec<usize> = if longest {
-        (0..=n).rev().collect()
-    } else {
-        (0..=n).collect()
-    };
-    for len in candidates {
-        let (part, rest): (String, String) = if prefix {
-            (chars[..len].iter().collect(), chars[len..].iter().collect())
-        } else {
-            (
-                chars[n - len..].iter().collect(),
-                chars[..n - len].iter().collect(),
-            )
-        };
-        if crate::dockerignore::glob_match(pattern, &part, false) {
-            return rest;
+/// BuildKit's `convertShellPatternToRegex`: `*` (greedy or not), `?`, `\`
+/// escapes of `*`, `?`, `\`; no bracket expressions.
+fn shell_pattern_regex(
+    pattern: &str,
+    greedy: bool,
+    anchored: bool,
+) -> Result<regex::Regex, ExpandError> {
+    let bad = |e: String| ExpandError(format!("invalid pattern ({pattern}) in substitution: {e}"));
+    let mut re = String::from(if anchored { "^" } else { "" });
+    let mut it = pattern.chars().peekable();
+    while let Some(c) = it.next() {
+        match c {
+            '*' => re.push_str(if greedy { ".*" } else { ".*?" }),
+            '?' => re.push('.'),
+            '\\' => {
+                if matches!(it.peek(), Some('}' | '/')) {
+                    continue;
+                }
+                match it.next() {
+                    Some(n @ ('*' | '?' | '\\')) => {
+                        re.push('\\');
+                        re.push(n);
+                    }
+                    Some(n) => return Err(bad(format!("invalid escape '\\{n}'"))),
+                    None => return Err(bad("invalid escape '\\'".into())),
+                }
+            }
+            c => re.push_str(&regex::escape(&c.to_string())),
         }
     }
-    v.to_string()
+    regex::Regex::new(&re).map_err(|e| bad(e.to_string()))
+}
+
+/// `${v#pat}` / `${v##pat}` (prefix) and `${v%pat}` / `${v%%pat}` (suffix).
+fn trim_pattern(v: &str, pattern: &str, prefix: bool, greedy: bool) -> Result<String, ExpandError> {
+    if prefix {
+        let re = shell_pattern_regex(pattern, greedy, true)?;
+        return Ok(match re.find(v) {
+            Some(m) => v[m.end()..].to_string(),
+            None => v.to_string(),
+        });
+    }
+    // Shortest/longest rightmost match: reverse both and trim a prefix.
+    let rev: String = v.chars().rev().collect();
+    let trimmed = trim_pattern(&rev, &reverse_pattern(pattern), true, greedy)?;
+    Ok(trimmed.chars().rev().collect())
+}
+
+/// Reverse a pattern keeping `\x` escapes in order (`a\*c` → `c\*a`).
+fn reverse_pattern(p: &str) -> String {
+    let chars: Vec<char> = p.chars().collect();
+    let mut units: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '\\' && i + 1 < chars.len() {
+            units.push(format!("\\{}", chars[i + 1]));
+            i += 2;
+        } else {
+            units.push(chars[i].to_string());
+            i += 1;
+        }
+    }
+    units.into_iter().rev().collect()
 }
 
 fn word(lx: &Lexer, s: &str, vars: &dyn Vars) -> Result<String, ExpandError> {
@@ -555,6 +653,15 @@ mod tests {
             ("'\"$FOO\"'", "\"$FOO\""),
             ("${FOO}${FOO}", "foofoo"),
             ("$FOO$", "foo$"),
+            ("${PATHV/bin/sbin}", "/usr/local/sbin/python"),
+            ("${PATHV//\\//:}", ":usr:local:bin:python"),
+            ("${PATHV/o*/X}", "/usr/lX"),
+            ("${UNSET/a/b}", ""),
+            ("${FOO#f?}", "o"),
+            ("${FOO%o}", "fo"),
+            ("${FOO%%o*}", "f"),
+            ("${FOO#[f]}", "foo"),
+            ("$0x", "x"),
         ];
         for (input, want) in cases {
             assert_eq!(
@@ -590,12 +697,20 @@ mod tests {
             ("${UNSET:?must be set}", "UNSET: must be set"),
             ("${UNSET?}", "UNSET: is not allowed to be unset"),
             ("${EMPTY:?}", "EMPTY: is not allowed to be empty"),
-            ("${}", "bad substitution"),
+            ("${}", "syntax error: bad substitution"),
+            ("${:-x}", "syntax error: bad substitution"),
+            ("${FOO:x}", "unsupported modifier (:x) in substitution"),
+            ("${FOO/a", "syntax error: missing '/' in ${}"),
+            (
+                "${FOO#\\a}",
+                "invalid pattern (\\a) in substitution: invalid escape '\\a'",
+            ),
         ];
         for (input, want) in cases {
+            let want = format!("failed to process {input:?}: {want}");
             assert_eq!(
                 lx.process_word(input, &env()),
-                Err(ExpandError(want.to_string())),
+                Err(ExpandError(want)),
                 "input {input:?}"
             );
         }
