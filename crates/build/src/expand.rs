@@ -672,6 +672,75 @@ mod tests {
         }
     }
 
+    /// Behaviour vectors from BuildKit's shell lexer tests (TestProcessWithMatches).
+    #[test]
+    fn buildkit_lexer_vectors() {
+        let lx = Lexer::new('\\');
+        type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], Option<&'a str>);
+        let xx: &[(&str, &str)] = &[("FOO", "xxx"), ("BAR", "")];
+        let cases: &[Case] = &[
+            ("${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}", xx, Some("xxx  ccc")),
+            ("${FOO:-aaa} ${BAR:-bbb} ${BAZ:-ccc}", xx, Some("xxx bbb ccc")),
+            ("${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}", xx, Some("aaa bbb ")),
+            ("${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}", xx, Some("aaa  ")),
+            ("${FOO?aaa}", xx, Some("xxx")),
+            ("${BAR?bbb}", xx, Some("")),
+            ("${BAZ?ccc}", xx, None),
+            ("${BAR:?bbb}", xx, None),
+            ("${BAZ:?}", xx, None),
+            ("${FOO=aaa}", xx, None),
+            ("${FOO=}", &[], None),
+            ("${FOO#()[]{\\}^$.\\*\\?|\\\\}", &[("FOO", "()[]{}^$.*?|\\x")], Some("x")),
+            ("${FOO%%\\**}", &[("FOO", "xx**")], Some("xx")),
+            ("${FOO#*x*y}", &[("FOO", "xxyy")], Some("y")),
+            ("${FOO#*}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO#$BAR}", &[("FOO", "xxyy"), ("BAR", "x")], Some("xyy")),
+            ("${FOO#}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO##*x}", &[("FOO", "xxyy")], Some("yy")),
+            ("${FOO#?\\?}", &[("FOO", "???y")], Some("?y")),
+            ("${ABC:-.}${FOO%x}${ABC:-.}", &[("FOO", "xxyy")], Some(".xxyy.")),
+            ("${FOO%%\\**\\*}", &[("FOO", "a***yy*")], Some("a")),
+            ("${FOO%%$BAR}", &[("FOO", "xxyy"), ("BAR", "")], Some("xxyy")),
+            (
+                "${FOO/$NEEDLE/.} - ${FOO//$NEEDLE/.}",
+                &[("FOO", "/foo*/*/*.txt"), ("NEEDLE", "\\*/")],
+                Some("/foo.*/*.txt - /foo..*.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/} - ${FOO//$NEEDLE/}",
+                &[("FOO", "/tmp/tmp/bar.txt"), ("NEEDLE", "/tmp")],
+                Some("/tmp/bar.txt - /bar.txt"),
+            ),
+            (
+                "${FOO/$NEEDLE/$R} - ${FOO//$NEEDLE/$R}",
+                &[("FOO", "/a/foo/b/c.txt"), ("NEEDLE", "/?/"), ("R", "/")],
+                Some("/foo/b/c.txt - /foo/c.txt"),
+            ),
+            ("${FOO//\\//\\/}", &[("FOO", "/tmp/foo.txt")], Some("\\/tmp\\/foo.txt")),
+            ("${FOO/$BAR/ww}", &[("FOO", "xxyy"), ("BAR", "")], Some("wwxxyy")),
+            ("${FOO//ww}", &[("FOO", "xxyy")], None),
+            ("${FOO//}", &[("FOO", "xxyy")], None),
+            ("${FOO///}", &[("FOO", "xxyy")], Some("xxyy")),
+            ("${FOO///}", &[], Some("")),
+            (
+                "something-${V}.${TARGETOS}-${TARGETARCH}${TARGETVARIANT:+-${TARGETVARIANT}}.tar.gz",
+                &[("V", "v1.2.3"), ("TARGETOS", "linux"), ("TARGETARCH", "arm"), ("TARGETVARIANT", "v7")],
+                Some("something-v1.2.3.linux-arm-v7.tar.gz"),
+            ),
+        ];
+        for (input, env, want) in cases {
+            let env: Vec<(String, String)> = env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            let got = lx.process_word(input, &env);
+            match want {
+                Some(w) => assert_eq!(got.as_deref(), Ok(*w), "input {input:?}"),
+                None => assert!(got.is_err(), "input {input:?} gave {got:?}"),
+            }
+        }
+    }
+
     #[test]
     fn backtick_escape() {
         let lx = Lexer::new('`');
