@@ -155,8 +155,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
             _ => Extra::new(),
         }
     };
-    let secrets = raw("secrets");
-    let configs = raw("configs");
+    let secrets = named_resources(raw("secrets"), &name, &working_dir);
+    let configs = named_resources(raw("configs"), &name, &working_dir);
     let extensions: Extra = tree
         .as_map()
         .map(|m| m.iter().filter(|(k, _)| k.starts_with("x-")).map(|(k, v)| (k.clone(), yaml::to_json(v))).collect())
@@ -200,5 +200,52 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         warnings,
     };
     validate::check(&project, &tree)?;
+    let mut project = project;
+    sort_maps(&mut project);
     Ok(project)
+}
+
+/// Secrets and configs as docker prints them: a real name, the file path absolute.
+fn named_resources(mut items: Extra, project: &str, dir: &std::path::Path) -> Extra {
+    for (key, v) in items.iter_mut() {
+        if v.is_null() {
+            *v = serde_json::Value::Object(Default::default());
+        }
+        let Some(m) = v.as_object_mut() else { continue };
+        let external = m.get("external").is_some_and(|e| e.as_bool() != Some(false));
+        if !m.contains_key("name") {
+            let n = if external { key.clone() } else { format!("{project}_{key}") };
+            m.insert("name".into(), serde_json::Value::String(n));
+        }
+        if let Some(serde_json::Value::String(f)) = m.get_mut("file") {
+            *f = normalize::resolve_path(dir, f).to_string_lossy().into_owned();
+        }
+    }
+    items
+}
+
+/// docker prints maps with sorted keys (they are Go maps); do the same so `config`
+/// output is stable and comparable.
+fn sort_maps(p: &mut Project) {
+    p.networks.sort_keys();
+    p.volumes.sort_keys();
+    p.secrets.sort_keys();
+    p.configs.sort_keys();
+    p.extensions.sort_keys();
+    for s in p.services.values_mut().chain(p.disabled_services.values_mut()) {
+        s.depends_on.sort_keys();
+        s.environment.sort_keys();
+        s.labels.sort_keys();
+        s.networks.sort_keys();
+        s.sysctls.sort_keys();
+        s.ulimits.sort_keys();
+        s.extra.sort_keys();
+        if let Some(b) = s.build.as_mut() {
+            b.args.sort_keys();
+            b.labels.sort_keys();
+        }
+        if let Some(l) = s.logging.as_mut() {
+            l.options.sort_keys();
+        }
+    }
 }

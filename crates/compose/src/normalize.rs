@@ -270,6 +270,10 @@ impl Cx<'_> {
                 "working_dir" => s.working_dir = opt_string(v, &p)?,
                 // Resolved by the extends stage already.
                 "extends" => {}
+                "secrets" | "configs" => {
+                    self.ignored.push((key.to_string(), name.to_string()));
+                    s.extra.insert(key.to_string(), long_refs(v));
+                }
                 other => {
                     if !other.starts_with("x-") {
                         self.ignored.push((other.to_string(), name.to_string()));
@@ -336,6 +340,20 @@ impl Cx<'_> {
         }
         Ok(b)
     }
+}
+
+/// Service secrets/configs in long form: `- name` → `- source: name`.
+fn long_refs(n: &Node) -> serde_json::Value {
+    let items = n.as_seq().unwrap_or_default();
+    serde_json::Value::Array(
+        items
+            .iter()
+            .map(|it| match it.as_text() {
+                Some(name) => serde_json::json!({ "source": name }),
+                None => to_json(it),
+            })
+            .collect(),
+    )
 }
 
 fn depends_on(n: &Node, p: &Path) -> Result<IndexMap<String, Dependency>, Error> {
