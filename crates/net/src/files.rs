@@ -54,7 +54,12 @@ pub fn container_resolv_conf(dns_server: Ipv4Addr, host: &ResolvConf) -> String 
         out.push_str(&format!("search {}\n", host.search.join(" ")));
     }
     let mut options = vec!["ndots:0".to_string()];
-    options.extend(host.options.iter().filter(|o| !o.starts_with("ndots:")).cloned());
+    options.extend(
+        host.options
+            .iter()
+            .filter(|o| !o.starts_with("ndots:"))
+            .cloned(),
+    );
     out.push_str(&format!("options {}\n", options.join(" ")));
     out
 }
@@ -84,20 +89,28 @@ pub fn container_hosts(own: Option<(Ipv4Addr, &[String])>, extra: &[(String, IpA
 /// Parse one `--add-host name:ip` (Docker also accepts `name=ip`).
 pub fn parse_add_host(spec: &str) -> Result<(String, IpAddr), crate::Error> {
     let bad = |why: &str| {
-        crate::Error::Invalid(format!("invalid --add-host {spec:?}: {why} (expected NAME:IP)"))
+        crate::Error::Invalid(format!(
+            "invalid --add-host {spec:?}: {why} (expected NAME:IP)"
+        ))
     };
     let (name, ip) = spec
         .split_once('=')
         .or_else(|| spec.split_once(':'))
         .ok_or_else(|| bad("missing ':'"))?;
-    if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    {
         return Err(bad("the name must be a hostname"));
     }
     let ip = ip.trim_start_matches('[').trim_end_matches(']');
     if ip == "host-gateway" {
         return Err(bad("host-gateway is not supported; give the address"));
     }
-    let ip: IpAddr = ip.parse().map_err(|_| bad(&format!("{ip:?} is not an IP address")))?;
+    let ip: IpAddr = ip
+        .parse()
+        .map_err(|_| bad(&format!("{ip:?} is not an IP address")))?;
     Ok((name.to_string(), ip))
 }
 
@@ -111,7 +124,13 @@ mod tests {
             "# c\nnameserver 127.0.0.53\nnameserver fe80::1%eth0\nnameserver 10.0.0.1 ; x\n\
              domain a.example\nsearch b.example c.example\noptions edns0 ndots:2\noptions trust-ad\n",
         );
-        assert_eq!(rc.nameservers, vec!["127.0.0.53".parse::<IpAddr>().unwrap(), "10.0.0.1".parse().unwrap()]);
+        assert_eq!(
+            rc.nameservers,
+            vec![
+                "127.0.0.53".parse::<IpAddr>().unwrap(),
+                "10.0.0.1".parse().unwrap()
+            ]
+        );
         assert_eq!(rc.search, vec!["b.example", "c.example"]);
         assert_eq!(rc.options, vec!["edns0", "ndots:2", "trust-ad"]);
         let out = container_resolv_conf("10.89.0.1".parse().unwrap(), &rc);
@@ -124,7 +143,10 @@ mod tests {
     #[test]
     fn hosts_file() {
         let names = vec!["web".to_string(), "abc123".to_string()];
-        let extra = vec![parse_add_host("db:10.0.0.5").unwrap(), parse_add_host("v6=[::1]").unwrap()];
+        let extra = vec![
+            parse_add_host("db:10.0.0.5").unwrap(),
+            parse_add_host("v6=[::1]").unwrap(),
+        ];
         let h = container_hosts(Some(("10.89.0.2".parse().unwrap(), &names)), &extra);
         assert!(h.starts_with("127.0.0.1\tlocalhost\n"));
         assert!(h.contains("10.0.0.5\tdb\n"));

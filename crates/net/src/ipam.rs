@@ -117,10 +117,18 @@ mod tests {
     #[test]
     fn subnet_skips_routes_and_addresses() {
         assert_eq!(choose_subnet(&[]).unwrap(), net("10.89.0.0/24"));
-        let taken = [net("0.0.0.0/0"), net("10.89.0.0/24"), net("10.89.1.7/32"), net("10.89.2.0/23")];
+        let taken = [
+            net("0.0.0.0/0"),
+            net("10.89.0.0/24"),
+            net("10.89.1.7/32"),
+            net("10.89.2.0/23"),
+        ];
         assert_eq!(choose_subnet(&taken).unwrap(), net("10.89.4.0/24"));
         // A broad route covering the whole 10.89/16 pool moves to 10.90.
-        assert_eq!(choose_subnet(&[net("10.89.0.0/16")]).unwrap(), net("10.90.0.0/24"));
+        assert_eq!(
+            choose_subnet(&[net("10.89.0.0/16")]).unwrap(),
+            net("10.90.0.0/24")
+        );
         assert!(choose_subnet(&[net("10.0.0.0/8")]).is_err());
     }
 
@@ -128,7 +136,9 @@ mod tests {
     fn subnet_checks() {
         let taken = [(net("192.0.2.0/24"), "eth0".to_string())];
         assert!(check_subnet(&net("10.1.0.0/16"), &taken).is_ok());
-        let e = check_subnet(&net("192.0.2.128/25"), &taken).unwrap_err().to_string();
+        let e = check_subnet(&net("192.0.2.128/25"), &taken)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("overlaps 192.0.2.0/24 (eth0)"), "{e}");
         assert!(check_subnet(&net("10.1.0.1/16"), &taken).is_err());
         assert!(check_subnet(&net("10.1.0.0/31"), &taken).is_err());

@@ -86,7 +86,10 @@ fn valid_dns_name(name: &str) -> bool {
     !name.is_empty()
         && name.len() <= 253
         && name.split('.').all(|l| {
-            !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+            !l.is_empty()
+                && l.len() <= 63
+                && l.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
         })
 }
 
@@ -118,13 +121,20 @@ impl Networks {
 
     pub fn get(&self, name: &str) -> Result<Network, Error> {
         self.store.load_network(name)?.ok_or_else(|| {
-            Error::Invalid(format!("network {name} not found: see `minicompose network ls`"))
+            Error::Invalid(format!(
+                "network {name} not found: see `minicompose network ls`"
+            ))
         })
     }
 
     /// Live endpoints (all networks).
     pub fn endpoints(&self) -> Result<Vec<Endpoint>, Error> {
-        Ok(self.store.endpoints()?.into_iter().filter(|e| e.netns.alive()).collect())
+        Ok(self
+            .store
+            .endpoints()?
+            .into_iter()
+            .filter(|e| e.netns.alive())
+            .collect())
     }
 
     /// Published ports of a container.
@@ -177,11 +187,17 @@ impl Networks {
             )));
         }
         if RESERVED.contains(&req.name.as_str()) {
-            return Err(Error::Invalid(format!("network name {} is reserved: choose another name", req.name)));
+            return Err(Error::Invalid(format!(
+                "network name {} is reserved: choose another name",
+                req.name
+            )));
         }
         let _lock = self.lock()?;
         if self.store.load_network(&req.name)?.is_some() {
-            return Err(Error::Invalid(format!("network with name {} already exists", req.name)));
+            return Err(Error::Invalid(format!(
+                "network with name {} already exists",
+                req.name
+            )));
         }
         let existing = self.store.networks()?;
         let (routes, addrs, mtu) = block_on(async {
@@ -193,9 +209,21 @@ impl Networks {
             ))
         })?;
         let mut taken: Vec<(Ipv4Net, String)> = Vec::new();
-        taken.extend(existing.iter().map(|n| (n.subnet, format!("network {}", n.name))));
-        taken.extend(addrs.into_iter().map(|n| (n, "an address of this host".to_string())));
-        taken.extend(routes.into_iter().map(|n| (n, "a route of this host".to_string())));
+        taken.extend(
+            existing
+                .iter()
+                .map(|n| (n.subnet, format!("network {}", n.name))),
+        );
+        taken.extend(
+            addrs
+                .into_iter()
+                .map(|n| (n, "an address of this host".to_string())),
+        );
+        taken.extend(
+            routes
+                .into_iter()
+                .map(|n| (n, "a route of this host".to_string())),
+        );
         let subnet = match req.subnet {
             Some(s) => {
                 ipam::check_subnet(&s, &taken)?;
@@ -222,7 +250,8 @@ impl Networks {
         let result = (|| {
             block_on(async {
                 let nl = Netlink::host()?;
-                netlink::ensure_bridge(&nl, &net.bridge, net.gateway, net.subnet.prefix_len(), mtu).await
+                netlink::ensure_bridge(&nl, &net.bridge, net.gateway, net.subnet.prefix_len(), mtu)
+                    .await
             })?;
             sysctl::for_bridge(&net.bridge)?;
             let mut all = existing.clone();
@@ -266,14 +295,19 @@ impl Networks {
     pub fn attach(&self, req: &AttachRequest) -> Result<Endpoint, Error> {
         for alias in &req.aliases {
             if !valid_dns_name(alias) {
-                return Err(Error::Invalid(format!("invalid network alias {alias:?}: use a DNS name")));
+                return Err(Error::Invalid(format!(
+                    "invalid network alias {alias:?}: use a DNS name"
+                )));
             }
         }
         let _lock = self.lock()?;
         let net = self.get(&req.network)?;
         let networks = self.store.networks()?;
         let live = self.sync(&networks)?;
-        if live.iter().any(|e| e.container_id == req.container_id && e.network == net.name) {
+        if live
+            .iter()
+            .any(|e| e.container_id == req.container_id && e.network == net.name)
+        {
             return Err(Error::Invalid(format!(
                 "container {} is already connected to network {}",
                 req.container_name, net.name
@@ -285,18 +319,29 @@ impl Networks {
                 net.name
             )));
         }
-        let owned: Vec<(PortMapping, String)> =
-            live.iter().flat_map(|e| e.ports.iter().map(|p| (*p, e.container_name.clone()))).collect();
+        let owned: Vec<(PortMapping, String)> = live
+            .iter()
+            .flat_map(|e| e.ports.iter().map(|p| (*p, e.container_name.clone())))
+            .collect();
         ports::check_clashes(&req.ports, &owned)?;
         let mut port_list = req.ports.clone();
         ports::check_host_and_pick(&mut port_list)?;
-        let used: Vec<Ipv4Addr> = live.iter().filter(|e| e.network == net.name).map(|e| e.ip).collect();
+        let used: Vec<Ipv4Addr> = live
+            .iter()
+            .filter(|e| e.network == net.name)
+            .map(|e| e.ip)
+            .collect();
         let ip = ipam::allocate(&net.subnet, net.gateway, &used, req.ip)?;
         let o = ip.octets();
         let mac = [0x02, 0x42, o[0], o[1], o[2], o[3]];
         let mut dns_names = vec![req.container_name.to_ascii_lowercase()];
         let short_id: String = req.container_id.chars().take(12).collect();
-        for n in req.hostname.iter().chain(std::iter::once(&short_id)).chain(req.aliases.iter()) {
+        for n in req
+            .hostname
+            .iter()
+            .chain(std::iter::once(&short_id))
+            .chain(req.aliases.iter())
+        {
             let n = n.to_ascii_lowercase();
             if !n.is_empty() && !dns_names.contains(&n) {
                 dns_names.push(n);
@@ -309,7 +354,11 @@ impl Networks {
             interface: req.interface.clone(),
             host_veth: host_veth_name(&req.container_id, &net.id),
             ip,
-            mac: mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":"),
+            mac: mac
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<Vec<_>>()
+                .join(":"),
             dns_names,
             ports: port_list,
             dns_servers: req.dns_servers.clone(),
@@ -321,7 +370,8 @@ impl Networks {
             block_on(async {
                 let nl = Netlink::host()?;
                 let mtu = netlink::default_route_mtu(&nl).await?;
-                netlink::ensure_bridge(&nl, &net.bridge, net.gateway, net.subnet.prefix_len(), mtu).await?;
+                netlink::ensure_bridge(&nl, &net.bridge, net.gateway, net.subnet.prefix_len(), mtu)
+                    .await?;
                 let veth = VethRequest {
                     host_name: &ep.host_veth,
                     peer_name: &ep.interface,
@@ -355,8 +405,12 @@ impl Networks {
     /// Disconnect a container from every network. Idempotent.
     pub fn detach(&self, container_id: &str) -> Result<usize, Error> {
         let _lock = self.lock()?;
-        let mine: Vec<Endpoint> =
-            self.store.endpoints()?.into_iter().filter(|e| e.container_id == container_id).collect();
+        let mine: Vec<Endpoint> = self
+            .store
+            .endpoints()?
+            .into_iter()
+            .filter(|e| e.container_id == container_id)
+            .collect();
         for ep in &mine {
             block_on(async { Netlink::host()?.delete_link(&ep.host_veth).await })?;
             for name in &ep.dns_names {

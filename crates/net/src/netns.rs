@@ -23,7 +23,12 @@ impl NetnsRef {
         let inode = std::fs::metadata(&path)
             .with_context(|| format!("process {pid} has no network namespace (did it exit?)"))?
             .ino();
-        Ok(NetnsRef { path, pid: Some(pid), pid_start: pid_start(pid), inode })
+        Ok(NetnsRef {
+            path,
+            pid: Some(pid),
+            pid_start: pid_start(pid),
+            inode,
+        })
     }
 
     /// A namespace kept by a bind mount (`/run/netns/NAME`).
@@ -31,7 +36,12 @@ impl NetnsRef {
         let inode = std::fs::metadata(path)
             .with_context(|| format!("network namespace {} not found", path.display()))?
             .ino();
-        Ok(NetnsRef { path: path.to_path_buf(), pid: None, pid_start: None, inode })
+        Ok(NetnsRef {
+            path: path.to_path_buf(),
+            pid: None,
+            pid_start: None,
+            inode,
+        })
     }
 
     /// Whether the namespace recorded at attach time still exists.

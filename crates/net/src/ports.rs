@@ -81,7 +81,10 @@ fn parse_range(spec: &str, s: &str) -> Result<(u16, u16), Error> {
         return Err(bad(spec, &format!("range {s} ends before it starts")));
     }
     if u32::from(b - a) + 1 > MAX_RANGE {
-        return Err(bad(spec, &format!("range {s} is longer than {MAX_RANGE} ports")));
+        return Err(bad(
+            spec,
+            &format!("range {s} is longer than {MAX_RANGE} ports"),
+        ));
     }
     Ok((a, b))
 }
@@ -120,7 +123,10 @@ pub fn parse(spec: &str) -> Result<Vec<PortMapping>, Error> {
         return Err(bad(spec, "host and container ranges differ in length"));
     }
     if host.is_none() && c2 != c1 {
-        return Err(bad(spec, "a container range needs a host range of the same length"));
+        return Err(bad(
+            spec,
+            "a container range needs a host range of the same length",
+        ));
     }
     Ok((0..=(c2 - c1))
         .map(|i| PortMapping {
@@ -202,7 +208,10 @@ mod tests {
     #[test]
     fn parses_docker_forms() {
         let m = one("8080:80");
-        assert_eq!((m.proto, m.host_ip, m.host_port, m.container_port), (Proto::Tcp, None, 8080, 80));
+        assert_eq!(
+            (m.proto, m.host_ip, m.host_port, m.container_port),
+            (Proto::Tcp, None, 8080, 80)
+        );
         let m = one("127.0.0.1:53:5353/udp");
         assert_eq!(m.proto, Proto::Udp);
         assert_eq!(m.host_ip, Some(Ipv4Addr::LOCALHOST));
@@ -219,12 +228,24 @@ mod tests {
     #[test]
     fn rejects_bad_specs() {
         for spec in [
-            "", "x", "0:80", "70000:80", "80:80/sctp", "1.2.3:80:80", "1:2:3:4", "9000-9001:80",
-            "9002-9000:80-82", "1-2000:1-2000", "8000-8001",
+            "",
+            "x",
+            "0:80",
+            "70000:80",
+            "80:80/sctp",
+            "1.2.3:80:80",
+            "1:2:3:4",
+            "9000-9001:80",
+            "9002-9000:80-82",
+            "1-2000:1-2000",
+            "8000-8001",
         ] {
             let e = parse(spec).unwrap_err();
             assert!(e.is_user_error(), "{spec}");
-            assert!(e.to_string().contains("invalid port specification"), "{spec}: {e}");
+            assert!(
+                e.to_string().contains("invalid port specification"),
+                "{spec}: {e}"
+            );
         }
     }
 
@@ -234,8 +255,12 @@ mod tests {
         let lo = parse("127.0.0.1:8080:81").unwrap();
         let other_ip = parse("127.0.0.2:8080:81").unwrap();
         let udp = parse("8080:80/udp").unwrap();
-        let owned = |v: &[PortMapping]| v.iter().map(|m| (*m, "c1".to_string())).collect::<Vec<_>>();
-        assert!(check_clashes(&lo, &owned(&a)).unwrap_err().to_string().contains("port 8080/tcp"));
+        let owned =
+            |v: &[PortMapping]| v.iter().map(|m| (*m, "c1".to_string())).collect::<Vec<_>>();
+        assert!(check_clashes(&lo, &owned(&a))
+            .unwrap_err()
+            .to_string()
+            .contains("port 8080/tcp"));
         assert!(check_clashes(&other_ip, &owned(&lo)).is_ok());
         assert!(check_clashes(&udp, &owned(&a)).is_ok());
         let twice = [a[0], lo[0]];
@@ -248,7 +273,10 @@ mod tests {
         let port = l.local_addr().unwrap().port();
         let mut m = parse(&format!("127.0.0.1:{port}:80")).unwrap();
         let e = check_host_and_pick(&mut m).unwrap_err().to_string();
-        assert!(e.contains(&format!("port {port}/tcp is already in use")), "{e}");
+        assert!(
+            e.contains(&format!("port {port}/tcp is already in use")),
+            "{e}"
+        );
         let mut any = parse("127.0.0.1::80").unwrap();
         check_host_and_pick(&mut any).unwrap();
         assert_ne!(any[0].host_port, 0);

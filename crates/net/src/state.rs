@@ -78,7 +78,9 @@ pub struct Store {
 
 impl Store {
     pub fn new(root: &Path) -> Store {
-        Store { root: root.to_path_buf() }
+        Store {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn root(&self) -> &Path {
@@ -111,8 +113,7 @@ impl Store {
 
     pub fn ensure_dirs(&self) -> Result<(), Error> {
         for d in [self.networks_dir(), self.endpoints_dir()] {
-            std::fs::create_dir_all(&d)
-                .with_context(|| format!("creating {}", d.display()))?;
+            std::fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
         }
         Ok(())
     }
@@ -122,7 +123,8 @@ impl Store {
     }
 
     fn endpoint_path(&self, container_id: &str, network: &str) -> PathBuf {
-        self.endpoints_dir().join(format!("{container_id}@{network}.json"))
+        self.endpoints_dir()
+            .join(format!("{container_id}@{network}.json"))
     }
 
     pub fn load_network(&self, name: &str) -> Result<Option<Network>, Error> {

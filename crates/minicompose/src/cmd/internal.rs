@@ -1,4 +1,6 @@
-//! Hidden entry points: the binary re-executes itself for these.
+//! Hidden entry points: the binary re-executes itself for these, from a
+//! read-only bind mount (see mc_runtime::launch). They run before anything
+//! else in `main` touches the process and never return.
 
 use clap::Subcommand;
 
@@ -6,10 +8,22 @@ use crate::global::Global;
 
 #[derive(Subcommand)]
 pub enum InternalCmd {
-    /// Placeholder until the runtime lands
-    Noop,
+    /// A container's init: builds the container, then execs its command
+    Init {
+        config_fd: i32,
+        status_fd: i32,
+        go_fd: i32,
+    },
+    /// `container exec`: joins a container and runs a command in it
+    Exec { config_fd: i32, status_fd: i32 },
+    /// The embedded DNS server of one --root (owned by the networking work)
+    Dns(crate::cmd::internal_dns::DnsArgs),
 }
 
-pub fn run(_g: &Global, _cmd: InternalCmd) -> anyhow::Result<i32> {
-    Ok(0)
+pub fn run(g: &Global, cmd: InternalCmd) -> anyhow::Result<i32> {
+    match cmd {
+        InternalCmd::Init { config_fd, status_fd, go_fd } => mc_runtime::init::main(config_fd, status_fd, go_fd),
+        InternalCmd::Exec { config_fd, status_fd } => mc_runtime::exec::main(config_fd, status_fd),
+        InternalCmd::Dns(a) => crate::cmd::internal_dns::run(g, a),
+    }
 }

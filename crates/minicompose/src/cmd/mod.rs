@@ -6,5 +6,6 @@ pub mod container;
 pub mod container_net;
 pub mod image;
 pub mod internal;
+pub mod internal_dns;
 pub mod network;
 pub mod version;

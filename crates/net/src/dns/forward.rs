@@ -11,8 +11,12 @@ const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(2);
 
 pub async fn udp(query: &[u8], upstreams: &[SocketAddr]) -> Option<Vec<u8>> {
     for up in upstreams {
-        let local: SocketAddr = if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().ok()?;
-        let Ok(sock) = UdpSocket::bind(local).await else { continue };
+        let local: SocketAddr = if up.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+            .parse()
+            .ok()?;
+        let Ok(sock) = UdpSocket::bind(local).await else {
+            continue;
+        };
         if sock.connect(up).await.is_err() || sock.send(query).await.is_err() {
             continue;
         }

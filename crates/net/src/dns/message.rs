@@ -54,7 +54,11 @@ pub fn handle(records: &Records, src: IpAddr, bytes: &[u8]) -> Option<Outcome> {
         Answer::Ptr(target) => {
             reply.metadata.authoritative = true;
             let target = Name::from_ascii(format!("{target}.")).ok()?;
-            reply.add_answer(Record::from_rdata(q.name().clone(), TTL, RData::PTR(PTR(target))));
+            reply.add_answer(Record::from_rdata(
+                q.name().clone(),
+                TTL,
+                RData::PTR(PTR(target)),
+            ));
         }
     }
     reply.to_vec().ok().map(Outcome::Reply)
@@ -63,7 +67,11 @@ pub fn handle(records: &Records, src: IpAddr, bytes: &[u8]) -> Option<Outcome> {
 /// SERVFAIL for a query we could not forward.
 pub fn servfail(bytes: &[u8]) -> Option<Vec<u8>> {
     let query = Message::from_vec(bytes).ok()?;
-    let mut reply = Message::error_msg(query.metadata.id, query.metadata.op_code, ResponseCode::ServFail);
+    let mut reply = Message::error_msg(
+        query.metadata.id,
+        query.metadata.op_code,
+        ResponseCode::ServFail,
+    );
     reply.metadata.recursion_desired = query.metadata.recursion_desired;
     reply.metadata.recursion_available = true;
     for q in query.queries {

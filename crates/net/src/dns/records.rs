@@ -56,17 +56,30 @@ pub struct Records {
 }
 
 impl Records {
-    pub fn build(networks: &[Network], endpoints: &[Endpoint], default_upstreams: Vec<SocketAddr>) -> Records {
-        let mut r = Records { default_upstreams, ..Default::default() };
+    pub fn build(
+        networks: &[Network],
+        endpoints: &[Endpoint],
+        default_upstreams: Vec<SocketAddr>,
+    ) -> Records {
+        let mut r = Records {
+            default_upstreams,
+            ..Default::default()
+        };
         r.subnets = networks.iter().map(|n| n.subnet).collect();
         for ep in endpoints {
             let Some(net) = networks.iter().find(|n| n.name == ep.network) else {
                 continue;
             };
             r.owner.insert(ep.ip, ep.container_id.clone());
-            r.networks_of.entry(ep.container_id.clone()).or_default().insert(ep.network.clone());
+            r.networks_of
+                .entry(ep.container_id.clone())
+                .or_default()
+                .insert(ep.network.clone());
             for name in &ep.dns_names {
-                let v = r.names.entry((ep.network.clone(), name.to_ascii_lowercase())).or_default();
+                let v = r
+                    .names
+                    .entry((ep.network.clone(), name.to_ascii_lowercase()))
+                    .or_default();
                 if !v.contains(&ep.ip) {
                     v.push(ep.ip);
                 }
@@ -75,7 +88,11 @@ impl Records {
                 r.reverse.insert((ep.network.clone(), ep.ip), first.clone());
             }
             if !ep.dns_servers.is_empty() {
-                let ups = ep.dns_servers.iter().map(|ip| SocketAddr::new(*ip, 53)).collect();
+                let ups = ep
+                    .dns_servers
+                    .iter()
+                    .map(|ip| SocketAddr::new(*ip, 53))
+                    .collect();
                 r.upstreams_of.insert(ep.container_id.clone(), ups);
             }
             if !r.listen.contains(&net.gateway) {
@@ -112,7 +129,11 @@ impl Records {
         if let Some(ip) = parse_arpa(&name) {
             for net in &visible {
                 if let Some(n) = self.reverse.get(&((*net).clone(), ip)) {
-                    return if qtype == QType::Ptr { Answer::Ptr(n.clone()) } else { Answer::NoData };
+                    return if qtype == QType::Ptr {
+                        Answer::Ptr(n.clone())
+                    } else {
+                        Answer::NoData
+                    };
                 }
             }
             if self.subnets.iter().any(|s| s.contains(&ip)) {
@@ -134,7 +155,11 @@ impl Records {
             }
         }
         if found {
-            return if qtype == QType::A { Answer::Addrs(addrs) } else { Answer::NoData };
+            return if qtype == QType::A {
+                Answer::Addrs(addrs)
+            } else {
+                Answer::NoData
+            };
         }
         if !name.contains('.') || self.names.keys().any(|(_, n)| *n == name) {
             return Answer::NxDomain;
@@ -146,7 +171,10 @@ impl Records {
 /// `4.3.2.1.in-addr.arpa` → 1.2.3.4.
 fn parse_arpa(name: &str) -> Option<Ipv4Addr> {
     let rest = name.strip_suffix(".in-addr.arpa")?;
-    let mut octets: Vec<u8> = rest.split('.').map(|p| p.parse().ok()).collect::<Option<_>>()?;
+    let mut octets: Vec<u8> = rest
+        .split('.')
+        .map(|p| p.parse().ok())
+        .collect::<Option<_>>()?;
     if octets.len() != 4 {
         return None;
     }
@@ -207,7 +235,12 @@ mod tests {
             dns_names: names.iter().map(|s| s.to_string()).collect(),
             ports: vec![],
             dns_servers: dns.iter().map(|s| s.parse().unwrap()).collect(),
-            netns: NetnsRef { path: "/x".into(), pid: None, pid_start: None, inode: 0 },
+            netns: NetnsRef {
+                path: "/x".into(),
+                pid: None,
+                pid_start: None,
+                inode: 0,
+            },
         }
     }
 
@@ -227,31 +260,58 @@ mod tests {
         let r = Records::build(&nets, &eps, vec![up]);
         assert_eq!(r.listen.len(), 2);
         let a = ip("10.89.0.2");
-        assert_eq!(r.lookup(a, "DB.", QType::A), Answer::Addrs(vec!["10.89.0.3".parse().unwrap()]));
-        assert_eq!(r.lookup(a, "alias1", QType::A), Answer::Addrs(vec!["10.89.0.2".parse().unwrap()]));
+        assert_eq!(
+            r.lookup(a, "DB.", QType::A),
+            Answer::Addrs(vec!["10.89.0.3".parse().unwrap()])
+        );
+        assert_eq!(
+            r.lookup(a, "alias1", QType::A),
+            Answer::Addrs(vec!["10.89.0.2".parse().unwrap()])
+        );
         assert_eq!(r.lookup(a, "db", QType::Other), Answer::NoData);
-        assert_eq!(r.lookup(a, "shared", QType::A), Answer::Addrs(vec!["10.89.0.3".parse().unwrap()]));
+        assert_eq!(
+            r.lookup(a, "shared", QType::A),
+            Answer::Addrs(vec!["10.89.0.3".parse().unwrap()])
+        );
         // Another network's names do not resolve, not even by forwarding.
         assert_eq!(r.lookup(a, "other", QType::A), Answer::NxDomain);
         assert_eq!(r.lookup(ip("10.89.1.2"), "web", QType::A), Answer::NxDomain);
-        assert_eq!(r.lookup(ip("10.89.1.2"), "shared", QType::A), Answer::Addrs(vec!["10.89.1.2".parse().unwrap()]));
+        assert_eq!(
+            r.lookup(ip("10.89.1.2"), "shared", QType::A),
+            Answer::Addrs(vec!["10.89.1.2".parse().unwrap()])
+        );
         // Unknown sources see no container names.
         assert_eq!(r.lookup(ip("127.0.0.1"), "web", QType::A), Answer::NxDomain);
         // Reverse lookups.
-        assert_eq!(r.lookup(a, "3.0.89.10.in-addr.arpa", QType::Ptr), Answer::Ptr("db".into()));
-        assert_eq!(r.lookup(a, "2.1.89.10.in-addr.arpa", QType::Ptr), Answer::NxDomain);
+        assert_eq!(
+            r.lookup(a, "3.0.89.10.in-addr.arpa", QType::Ptr),
+            Answer::Ptr("db".into())
+        );
+        assert_eq!(
+            r.lookup(a, "2.1.89.10.in-addr.arpa", QType::Ptr),
+            Answer::NxDomain
+        );
         // Other names go upstream: the container's --dns if given.
-        assert_eq!(r.lookup(a, "example.org", QType::A), Answer::Forward(vec![up]));
+        assert_eq!(
+            r.lookup(a, "example.org", QType::A),
+            Answer::Forward(vec![up])
+        );
         assert_eq!(
             r.lookup(ip("10.89.0.3"), "example.org", QType::A),
             Answer::Forward(vec!["192.0.2.53:53".parse().unwrap()])
         );
-        assert_eq!(r.lookup(a, "1.2.0.192.in-addr.arpa", QType::Ptr), Answer::Forward(vec![up]));
+        assert_eq!(
+            r.lookup(a, "1.2.0.192.in-addr.arpa", QType::Ptr),
+            Answer::Forward(vec![up])
+        );
     }
 
     #[test]
     fn arpa() {
-        assert_eq!(parse_arpa("4.3.2.1.in-addr.arpa"), Some(Ipv4Addr::new(1, 2, 3, 4)));
+        assert_eq!(
+            parse_arpa("4.3.2.1.in-addr.arpa"),
+            Some(Ipv4Addr::new(1, 2, 3, 4))
+        );
         assert_eq!(parse_arpa("3.2.1.in-addr.arpa"), None);
         assert_eq!(parse_arpa("x.3.2.1.in-addr.arpa"), None);
     }

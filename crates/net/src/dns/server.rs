@@ -36,14 +36,20 @@ pub fn serve(root: &Path) -> Result<(), Error> {
 
 fn load(store: &Store) -> Result<Records, Error> {
     let networks = store.networks()?;
-    let endpoints: Vec<_> = store.endpoints()?.into_iter().filter(|e| e.netns.alive()).collect();
+    let endpoints: Vec<_> = store
+        .endpoints()?
+        .into_iter()
+        .filter(|e| e.netns.alive())
+        .collect();
     Ok(Records::build(&networks, &endpoints, default_upstreams()))
 }
 
 async fn run(store: Store) -> Result<(), Error> {
     let sock_path = store.dns_socket();
     if UnixStream::connect(&sock_path).await.is_ok() {
-        return Err(anyhow::anyhow!("a DNS server already serves {}", store.root().display()).into());
+        return Err(
+            anyhow::anyhow!("a DNS server already serves {}", store.root().display()).into(),
+        );
     }
     let _ = std::fs::remove_file(&sock_path);
     let control = UnixListener::bind(&sock_path)
@@ -51,7 +57,11 @@ async fn run(store: Store) -> Result<(), Error> {
     let shared: Shared = Arc::new(RwLock::new(Arc::new(Records::default())));
     let mut listeners: HashMap<Ipv4Addr, Vec<JoinHandle<()>>> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
-    tracing::info!("dns server for {} started (pid {})", store.root().display(), std::process::id());
+    tracing::info!(
+        "dns server for {} started (pid {})",
+        store.root().display(),
+        std::process::id()
+    );
     loop {
         tokio::select! {
             conn = control.accept() => {
@@ -74,7 +84,11 @@ async fn run(store: Store) -> Result<(), Error> {
 async fn serve_control(conn: UnixStream, answer: &str) -> std::io::Result<()> {
     let (r, mut w) = conn.into_split();
     let mut line = String::new();
-    let _ = tokio::time::timeout(Duration::from_secs(1), BufReader::new(r).read_line(&mut line)).await;
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        BufReader::new(r).read_line(&mut line),
+    )
+    .await;
     w.write_all(answer.as_bytes()).await
 }
 
@@ -84,7 +98,9 @@ async fn serve_control(conn: UnixStream, answer: &str) -> std::io::Result<()> {
 async fn exit_if_idle(store: &Store) {
     let store = store.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        let Ok(_lock) = NetLock::acquire(&store.lock_path()) else { return };
+        let Ok(_lock) = NetLock::acquire(&store.lock_path()) else {
+            return;
+        };
         if load(&store).is_ok_and(|r| r.endpoint_count() == 0) {
             let _ = std::fs::remove_file(store.dns_socket());
             tracing::info!("dns server: no endpoints left, exiting");
@@ -136,13 +152,18 @@ async fn bind(gw: Ipv4Addr, shared: Shared) -> std::io::Result<Vec<JoinHandle<()
     let udp = Arc::new(UdpSocket::bind(addr).await?);
     let tcp = TcpListener::bind(addr).await?;
     tracing::info!("dns: listening on {addr} (udp, tcp)");
-    Ok(vec![tokio::spawn(udp_loop(udp, shared.clone())), tokio::spawn(tcp_loop(tcp, shared))])
+    Ok(vec![
+        tokio::spawn(udp_loop(udp, shared.clone())),
+        tokio::spawn(tcp_loop(tcp, shared)),
+    ])
 }
 
 async fn udp_loop(sock: Arc<UdpSocket>, shared: Shared) {
     let mut buf = vec![0u8; 4096];
     loop {
-        let Ok((n, src)) = sock.recv_from(&mut buf).await else { continue };
+        let Ok((n, src)) = sock.recv_from(&mut buf).await else {
+            continue;
+        };
         let query = &buf[..n];
         // Local answers inline (no task per packet); forwards in a task.
         match handle(&current(&shared), src.ip(), query) {
@@ -169,10 +190,13 @@ async fn udp_loop(sock: Arc<UdpSocket>, shared: Shared) {
 
 async fn tcp_loop(listener: TcpListener, shared: Shared) {
     loop {
-        let Ok((conn, src)) = listener.accept().await else { continue };
+        let Ok((conn, src)) = listener.accept().await else {
+            continue;
+        };
         let shared = shared.clone();
         tokio::spawn(async move {
-            let _ = tokio::time::timeout(Duration::from_secs(30), tcp_conn(conn, src, shared)).await;
+            let _ =
+                tokio::time::timeout(Duration::from_secs(30), tcp_conn(conn, src, shared)).await;
         });
     }
 }

@@ -36,7 +36,9 @@ fn nft(script: &str) -> Result<(), Error> {
             }
         })?;
     if let Some(mut stdin) = child.stdin.take() {
-        stdin.write_all(script.as_bytes()).context("writing to nft")?;
+        stdin
+            .write_all(script.as_bytes())
+            .context("writing to nft")?;
     }
     let out = child.wait_with_output().context("waiting for nft")?;
     if !out.status.success() {

@@ -59,23 +59,42 @@ pub fn render(key: &str, networks: &[Network], endpoints: &[Endpoint]) -> RuleSe
     let c = Chains::new(key);
     let mut s = format!("add table {TABLE}\n");
     let base = [
-        (&c.pre, "type nat hook prerouting priority dstnat; policy accept;"),
-        (&c.out, "type nat hook output priority dstnat; policy accept;"),
-        (&c.post, "type nat hook postrouting priority srcnat; policy accept;"),
-        (&c.fwd, "type filter hook forward priority filter; policy accept;"),
+        (
+            &c.pre,
+            "type nat hook prerouting priority dstnat; policy accept;",
+        ),
+        (
+            &c.out,
+            "type nat hook output priority dstnat; policy accept;",
+        ),
+        (
+            &c.post,
+            "type nat hook postrouting priority srcnat; policy accept;",
+        ),
+        (
+            &c.fwd,
+            "type filter hook forward priority filter; policy accept;",
+        ),
     ];
     for (name, spec) in &base {
         s.push_str(&format!("add chain {TABLE} {name} {{ {spec} }}\n"));
         s.push_str(&format!("flush chain {TABLE} {name}\n"));
     }
-    s.push_str(&format!("add chain {TABLE} {}\nflush chain {TABLE} {}\n", c.ports, c.ports));
+    s.push_str(&format!(
+        "add chain {TABLE} {}\nflush chain {TABLE} {}\n",
+        c.ports, c.ports
+    ));
     if networks.is_empty() {
         for name in [&c.pre, &c.out, &c.post, &c.fwd, &c.ports] {
             s.push_str(&format!("delete chain {TABLE} {name}\n"));
         }
-        return RuleSet { script: s, empty: true };
+        return RuleSet {
+            script: s,
+            empty: true,
+        };
     }
-    let mut rule = |chain: &str, body: String| s.push_str(&format!("add rule {TABLE} {chain} {body}\n"));
+    let mut rule =
+        |chain: &str, body: String| s.push_str(&format!("add rule {TABLE} {chain} {body}\n"));
     rule(&c.pre, format!("fib daddr type local jump {}", c.ports));
     rule(&c.out, format!("fib daddr type local jump {}", c.ports));
     for net in networks {
@@ -85,15 +104,42 @@ pub fn render(key: &str, networks: &[Network], endpoints: &[Endpoint]) -> RuleSe
             rule(&c.fwd, format!("iifname \"{b}\" oifname != \"{b}\" drop"));
             rule(&c.fwd, format!("oifname \"{b}\" iifname != \"{b}\" drop"));
         } else {
-            rule(&c.fwd, format!("iifname \"{b}\" oifname \"mc-*\" oifname != \"{b}\" ct status ! dnat drop"));
-            rule(&c.fwd, format!("oifname \"{b}\" iifname \"mc-*\" iifname != \"{b}\" ct status ! dnat drop"));
-            rule(&c.post, format!("meta nfproto ipv4 ip saddr {subnet} oifname != \"{b}\" masquerade"));
-            rule(&c.post, format!("meta nfproto ipv4 ip saddr {subnet} oifname \"{b}\" ct status dnat masquerade"));
-            rule(&c.post, format!("meta nfproto ipv4 ip saddr 127.0.0.0/8 oifname \"{b}\" masquerade"));
+            rule(
+                &c.fwd,
+                format!(
+                    "iifname \"{b}\" oifname \"mc-*\" oifname != \"{b}\" ct status ! dnat drop"
+                ),
+            );
+            rule(
+                &c.fwd,
+                format!(
+                    "oifname \"{b}\" iifname \"mc-*\" iifname != \"{b}\" ct status ! dnat drop"
+                ),
+            );
+            rule(
+                &c.post,
+                format!("meta nfproto ipv4 ip saddr {subnet} oifname != \"{b}\" masquerade"),
+            );
+            rule(
+                &c.post,
+                format!(
+                    "meta nfproto ipv4 ip saddr {subnet} oifname \"{b}\" ct status dnat masquerade"
+                ),
+            );
+            rule(
+                &c.post,
+                format!("meta nfproto ipv4 ip saddr 127.0.0.0/8 oifname \"{b}\" masquerade"),
+            );
         }
-        for ep in endpoints.iter().filter(|e| e.network == net.name && !net.internal) {
+        for ep in endpoints
+            .iter()
+            .filter(|e| e.network == net.name && !net.internal)
+        {
             for m in &ep.ports {
-                let daddr = m.host_ip.map(|ip| format!("ip daddr {ip} ")).unwrap_or_default();
+                let daddr = m
+                    .host_ip
+                    .map(|ip| format!("ip daddr {ip} "))
+                    .unwrap_or_default();
                 rule(
                     &c.ports,
                     format!(
@@ -104,7 +150,10 @@ pub fn render(key: &str, networks: &[Network], endpoints: &[Endpoint]) -> RuleSe
             }
         }
     }
-    RuleSet { script: s, empty: false }
+    RuleSet {
+        script: s,
+        empty: false,
+    }
 }
 
 #[cfg(test)]
@@ -138,7 +187,12 @@ mod tests {
             dns_names: vec![],
             ports: ports.iter().flat_map(|p| parse(p).unwrap()).collect(),
             dns_servers: vec![],
-            netns: NetnsRef { path: "/x".into(), pid: None, pid_start: None, inode: 0 },
+            netns: NetnsRef {
+                path: "/x".into(),
+                pid: None,
+                pid_start: None,
+                inode: 0,
+            },
         }
     }
 
@@ -152,17 +206,28 @@ mod tests {
 
     #[test]
     fn renders_ports_masquerade_and_isolation() {
-        let nets = [net("a", "mc-aaaaaaaa", "10.89.0.0/24", false), net("i", "mc-iiiiiiii", "10.89.1.0/24", true)];
-        let eps = [ep("a", "10.89.0.2", &["8080:80", "127.0.0.1:5353:53/udp"]), ep("i", "10.89.1.2", &["9000:90"])];
+        let nets = [
+            net("a", "mc-aaaaaaaa", "10.89.0.0/24", false),
+            net("i", "mc-iiiiiiii", "10.89.1.0/24", true),
+        ];
+        let eps = [
+            ep("a", "10.89.0.2", &["8080:80", "127.0.0.1:5353:53/udp"]),
+            ep("i", "10.89.1.2", &["9000:90"]),
+        ];
         let r = render("k", &nets, &eps);
         assert!(!r.empty);
         let s = &r.script;
         assert!(s.contains("add chain inet minicompose pre-k { type nat hook prerouting priority dstnat; policy accept; }\nflush chain inet minicompose pre-k\n"));
         assert!(s.contains("add rule inet minicompose out-k fib daddr type local jump ports-k\n"));
         assert!(s.contains("add rule inet minicompose ports-k meta nfproto ipv4 tcp dport 8080 dnat ip to 10.89.0.2:80\n"));
-        assert!(s.contains("ports-k meta nfproto ipv4 ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.89.0.2:53\n"));
+        assert!(s.contains(
+            "ports-k meta nfproto ipv4 ip daddr 127.0.0.1 udp dport 5353 dnat ip to 10.89.0.2:53\n"
+        ));
         assert!(s.contains("ip saddr 10.89.0.0/24 oifname != \"mc-aaaaaaaa\" masquerade"));
-        assert!(!s.contains("10.89.1.0/24 oifname != \"mc-iiiiiiii\" masquerade"), "internal: no egress");
+        assert!(
+            !s.contains("10.89.1.0/24 oifname != \"mc-iiiiiiii\" masquerade"),
+            "internal: no egress"
+        );
         assert!(!s.contains("dport 9000"), "internal: no published ports");
         assert!(s.contains("iifname \"mc-iiiiiiii\" oifname != \"mc-iiiiiiii\" drop"));
         assert!(!s.contains("delete chain"));
@@ -172,7 +237,9 @@ mod tests {
     fn empty_root_deletes_its_chains() {
         let r = render("k", &[], &[]);
         assert!(r.empty);
-        assert!(r.script.ends_with("delete chain inet minicompose ports-k\n"));
+        assert!(r
+            .script
+            .ends_with("delete chain inet minicompose ports-k\n"));
         assert!(!r.script.contains("add rule"));
     }
 }

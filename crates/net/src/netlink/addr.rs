@@ -22,7 +22,9 @@ pub async fn ensure_address(
     match nl.handle().address().add(index, ip, prefix).execute().await {
         Ok(()) => Ok(()),
         Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("adding {ip}/{prefix} to {name}")).into()),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context(format!("adding {ip}/{prefix} to {name}"))
+            .into()),
     }
 }
 

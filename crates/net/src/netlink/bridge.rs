@@ -24,7 +24,9 @@ pub async fn ensure_bridge(
             Ok(()) => {}
             Err(e) if is_errno(&e, libc::EEXIST) => {}
             Err(e) => {
-                return Err(anyhow::Error::new(e).context(format!("creating bridge {name}")).into())
+                return Err(anyhow::Error::new(e)
+                    .context(format!("creating bridge {name}"))
+                    .into())
             }
         }
     }

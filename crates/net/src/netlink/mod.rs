@@ -60,11 +60,18 @@ impl Netlink {
 
     /// A link by name, or None.
     pub async fn link(&self, name: &str) -> Result<Option<LinkMessage>, Error> {
-        let mut links = self.handle.link().get().match_name(name.to_string()).execute();
+        let mut links = self
+            .handle
+            .link()
+            .get()
+            .match_name(name.to_string())
+            .execute();
         match links.try_next().await {
             Ok(link) => Ok(link),
             Err(e) if is_errno(&e, libc::ENODEV) => Ok(None),
-            Err(e) => Err(anyhow::Error::new(e).context(format!("looking up link {name}")).into()),
+            Err(e) => Err(anyhow::Error::new(e)
+                .context(format!("looking up link {name}"))
+                .into()),
         }
     }
 
@@ -97,7 +104,9 @@ impl Netlink {
         match self.handle.link().del(link.header.index).execute().await {
             Ok(()) => Ok(true),
             Err(e) if is_errno(&e, libc::ENODEV) => Ok(false),
-            Err(e) => Err(anyhow::Error::new(e).context(format!("deleting {name}")).into()),
+            Err(e) => Err(anyhow::Error::new(e)
+                .context(format!("deleting {name}"))
+                .into()),
         }
     }
 

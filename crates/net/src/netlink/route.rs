@@ -15,7 +15,11 @@ use crate::Error;
 /// Every IPv4 route destination on the host, any table (for subnet choice).
 pub async fn host_routes(nl: &Netlink) -> Result<Vec<Ipv4Net>, Error> {
     let mut out = Vec::new();
-    let mut routes = nl.handle().route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+    let mut routes = nl
+        .handle()
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute();
     while let Some(msg) = routes.try_next().await.context("listing routes")? {
         let prefix = msg.header.destination_prefix_length;
         let dst = msg.attributes.iter().find_map(|a| match a {
@@ -33,7 +37,11 @@ pub async fn host_routes(nl: &Netlink) -> Result<Vec<Ipv4Net>, Error> {
 
 /// MTU of the interface carrying the host's default route (1500 if none).
 pub async fn default_route_mtu(nl: &Netlink) -> Result<u32, Error> {
-    let mut routes = nl.handle().route().get(RouteMessageBuilder::<Ipv4Addr>::new().build()).execute();
+    let mut routes = nl
+        .handle()
+        .route()
+        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
+        .execute();
     while let Some(msg) = routes.try_next().await.context("listing routes")? {
         if msg.header.destination_prefix_length != 0 || msg.header.table != 254 {
             continue;
@@ -54,10 +62,15 @@ pub async fn default_route_mtu(nl: &Netlink) -> Result<u32, Error> {
 /// `ip route add default via gateway` in the namespace `nl` is bound to.
 pub async fn add_default_route(nl: &Netlink, gateway: Ipv4Addr, index: u32) -> Result<(), Error> {
     tracing::info!(target: "explain::netlink", "RTM_NEWROUTE default via {gateway} (in the container's netns)");
-    let msg = RouteMessageBuilder::<Ipv4Addr>::new().gateway(gateway).output_interface(index).build();
+    let msg = RouteMessageBuilder::<Ipv4Addr>::new()
+        .gateway(gateway)
+        .output_interface(index)
+        .build();
     match nl.handle().route().add(msg).execute().await {
         Ok(()) => Ok(()),
         Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
-        Err(e) => Err(anyhow::Error::new(e).context(format!("adding default route via {gateway}")).into()),
+        Err(e) => Err(anyhow::Error::new(e)
+            .context(format!("adding default route via {gateway}"))
+            .into()),
     }
 }

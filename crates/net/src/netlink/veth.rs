@@ -66,14 +66,26 @@ async fn create_inner(host: &Netlink, req: &VethRequest<'_>) -> Result<(), Error
     tracing::info!(target: "explain::netlink", "RTM_NEWLINK {} master {} up", req.host_name, req.bridge);
     host.handle()
         .link()
-        .set(LinkUnspec::new_with_index(index).controller(bridge).up().build())
+        .set(
+            LinkUnspec::new_with_index(index)
+                .controller(bridge)
+                .up()
+                .build(),
+        )
         .execute()
         .await
         .with_context(|| format!("attaching {} to {}", req.host_name, req.bridge))?;
 
     let inside = Netlink::in_netns(req.netns)?;
     let peer_index = inside.index(req.peer_name).await?;
-    super::addr::ensure_address(&inside, peer_index, req.peer_name, IpAddr::V4(req.ip), req.prefix).await?;
+    super::addr::ensure_address(
+        &inside,
+        peer_index,
+        req.peer_name,
+        IpAddr::V4(req.ip),
+        req.prefix,
+    )
+    .await?;
     inside.set_up("lo").await?;
     inside.set_up(req.peer_name).await?;
     super::route::add_default_route(&inside, req.gateway, peer_index).await
