@@ -339,7 +339,7 @@ fn parse_instruction(
                 quote_literal(args, ctx.escape),
             )]))
         }
-        "FROM" => unreachable!("FROM is handled by parse_line"),
+        "FROM" => Err("FROM isn't allowed here".into()),
         _ => {
             let hint = suggest(cmd, INSTRUCTIONS)
                 .map(|s| format!(" (did you mean {s}?)"))
