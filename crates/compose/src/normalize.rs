@@ -145,9 +145,14 @@ fn map_of<'n>(n: &'n Node, p: &Path) -> Result<&'n IndexMap<String, Node>, Error
 
 /// `~` → $HOME, relative → against `base`.
 pub fn resolve_path(base: &FsPath, raw: &str) -> PathBuf {
+    resolve_path_home(base, raw, std::env::var("HOME").ok().as_deref())
+}
+
+/// As [`resolve_path`], with the home directory given.
+pub fn resolve_path_home(base: &FsPath, raw: &str, home: Option<&str>) -> PathBuf {
     if let Some(rest) = raw.strip_prefix('~') {
         if rest.is_empty() || rest.starts_with('/') {
-            if let Some(home) = std::env::var_os("HOME") {
+            if let Some(home) = home {
                 return clean(&PathBuf::from(home).join(rest.trim_start_matches('/')));
             }
         }
@@ -196,6 +201,10 @@ fn command(n: &Node, p: &Path) -> Result<Option<Vec<String>>, Error> {
 }
 
 impl Cx<'_> {
+    fn home(&self) -> Option<&str> {
+        self.env.get("HOME").map(String::as_str)
+    }
+
     pub fn service(&mut self, name: &str, n: &Node) -> Result<Service, Error> {
         let p = Path::of(&["services", name]);
         let m = map_of(n, &p)?;
@@ -219,7 +228,7 @@ impl Cx<'_> {
                 "dns_search" => s.dns_search = string_list(v, &p)?,
                 "domainname" => s.domainname = opt_string(v, &p)?,
                 "entrypoint" => s.entrypoint = command(v, &p)?,
-                "env_file" => s.env_file = env_files(v, &p, &dir)?,
+                "env_file" => s.env_file = env_files(v, &p, &dir, self.home())?,
                 "environment" => environment_node = Some((v, p)),
                 "expose" => s.expose = string_list(v, &p)?,
                 "extra_hosts" => s.extra_hosts = extra_hosts(v, &p)?,
@@ -265,7 +274,7 @@ impl Cx<'_> {
                 "user" => s.user = opt_string(v, &p)?,
                 "userns_mode" => s.userns_mode = opt_string(v, &p)?,
                 "uts" => s.uts = opt_string(v, &p)?,
-                "volumes" => s.volumes = volumes(v, &p, &dir)?,
+                "volumes" => s.volumes = volumes(v, &p, &dir, self.home())?,
                 "volumes_from" => s.volumes_from = string_list(v, &p)?,
                 "working_dir" => s.working_dir = opt_string(v, &p)?,
                 // Resolved by the extends stage already.
@@ -331,7 +340,7 @@ impl Cx<'_> {
             _ => return Err(err(n, p, format!("must be a path or a mapping, not {}", n.kind()))),
         }
         if !is_remote_context(&b.context) {
-            b.context = resolve_path(dir, &b.context).to_string_lossy().into_owned();
+            b.context = resolve_path_home(dir, &b.context, self.home()).to_string_lossy().into_owned();
         }
         for (k, v) in b.args.iter_mut() {
             if v.is_none() {
@@ -487,7 +496,7 @@ fn devices(n: &Node, p: &Path) -> Result<Vec<Device>, Error> {
     Ok(out)
 }
 
-fn env_files(n: &Node, p: &Path, dir: &FsPath) -> Result<Vec<EnvFile>, Error> {
+fn env_files(n: &Node, p: &Path, dir: &FsPath, home: Option<&str>) -> Result<Vec<EnvFile>, Error> {
     let items: Vec<(usize, &Node)> = match &n.value {
         Value::Seq(items) => items.iter().enumerate().collect(),
         _ => vec![(0, n)],
@@ -504,7 +513,7 @@ fn env_files(n: &Node, p: &Path, dir: &FsPath) -> Result<Vec<EnvFile>, Error> {
             }
             None => (string(it, &p)?, true, None),
         };
-        out.push(EnvFile { path: resolve_path(dir, &path), required, format });
+        out.push(EnvFile { path: resolve_path_home(dir, &path, home), required, format });
     }
     Ok(out)
 }
@@ -733,7 +742,7 @@ fn ulimits(n: &Node, p: &Path) -> Result<IndexMap<String, Ulimit>, Error> {
     Ok(out)
 }
 
-fn volumes(n: &Node, p: &Path, dir: &FsPath) -> Result<Vec<ServiceVolume>, Error> {
+fn volumes(n: &Node, p: &Path, dir: &FsPath, home: Option<&str>) -> Result<Vec<ServiceVolume>, Error> {
     let mut out: Vec<ServiceVolume> = Vec::new();
     for (i, it) in n.as_seq().unwrap_or_default().iter().enumerate() {
         let p = p.index(i);
@@ -748,7 +757,7 @@ fn volumes(n: &Node, p: &Path, dir: &FsPath) -> Result<Vec<ServiceVolume>, Error
             if v.source.is_empty() {
                 return Err(err(it, &p, "a bind mount needs a \"source\""));
             }
-            v.source = resolve_path(dir, &v.source).to_string_lossy().into_owned();
+            v.source = resolve_path_home(dir, &v.source, home).to_string_lossy().into_owned();
         }
         if out.iter().any(|o| o.target == v.target) {
             return Err(err(it, &p, format!("duplicate mount point \"{}\"", v.target)));
