@@ -53,6 +53,7 @@ impl Runtime {
     /// Run a command in a running container; returns its exit code.
     /// Must be called with no other threads.
     pub fn exec(&self, key: &str, opts: &ExecOptions) -> Result<i32, Error> {
+        crate::lifecycle::ensure_single_threaded()?;
         let rec = self.containers.find(key)?;
         if !rec.state.is_running() {
             return Err(Error::Invalid(format!(
@@ -115,8 +116,7 @@ impl Runtime {
                 2,
             ),
         };
-        let exe = launch::init_exe_path(&rec.dir);
-        let exe_c = CString::new(exe.as_os_str().as_encoded_bytes()).context("init path")?;
+        let exe = launch::SelfExe::new(&rec.dir)?;
         let args = [
             CString::new("minicompose").unwrap_or_default(),
             CString::new("__internal").unwrap_or_default(),
@@ -146,7 +146,7 @@ impl Runtime {
                     die(status_w.as_raw_fd(), 125, "unshare the mount namespace");
                 }
             }
-            launch::reexec_readonly(&exe_c, &args, status_w.as_raw_fd());
+            launch::reexec_readonly(&exe, &args, status_w.as_raw_fd());
         }
         drop(cfg_r);
         drop(status_w);

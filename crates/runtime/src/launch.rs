@@ -116,7 +116,8 @@ pub(crate) fn die(status_fd: RawFd, code: i32, msg: &str) -> ! {
 
 /// In the freshly cloned child: slave mounts, read-only bind of our binary,
 /// exec it as `__internal <cmd> <fds…>`. Never returns.
-pub(crate) fn reexec_readonly(exe_target: &CString, args: &[CString], status_fd: RawFd) -> ! {
+pub(crate) fn reexec_readonly(exe: &SelfExe, args: &[CString], status_fd: RawFd) -> ! {
+    let exe_target = &exe.target;
     // SAFETY: only raw syscalls between clone/fork and exec.
     unsafe {
         let none = c"none";
@@ -135,7 +136,7 @@ pub(crate) fn reexec_readonly(exe_target: &CString, args: &[CString], status_fd:
             );
         }
         if libc::mount(
-            c"/proc/self/exe".as_ptr(),
+            exe.source.as_ptr(),
             exe_target.as_ptr(),
             std::ptr::null(),
             libc::MS_BIND,
@@ -179,6 +180,29 @@ pub(crate) fn reexec_readonly(exe_target: &CString, args: &[CString], status_fd:
     }
 }
 
+/// Our binary (by path: /proc/self/exe's mount belongs to the parent's
+/// mount namespace and cannot be bind-mounted from a new one) and the file
+/// it gets bound onto.
+pub(crate) struct SelfExe {
+    pub source: CString,
+    pub target: CString,
+}
+
+impl SelfExe {
+    pub(crate) fn new(container_dir: &std::path::Path) -> Result<SelfExe, Error> {
+        let target = init_exe_path(container_dir);
+        if !target.exists() {
+            std::fs::File::create(&target)
+                .with_context(|| format!("create {}", target.display()))?;
+        }
+        let source = std::env::current_exe().context("find our own binary")?;
+        Ok(SelfExe {
+            source: CString::new(source.as_os_str().as_encoded_bytes()).context("binary path")?,
+            target: CString::new(target.as_os_str().as_encoded_bytes()).context("init path")?,
+        })
+    }
+}
+
 fn clear_cloexec(fd: RawFd) {
     // SAFETY: fcntl on an fd we hold.
     unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
@@ -192,9 +216,7 @@ pub struct Started {
 
 /// Clone the container's init and wait until it has exec'd the command.
 pub fn start(cfg: &InitConfig, stdio: Stdio, hook: &mut dyn NetworkHook) -> Result<Started, Error> {
-    let exe_target = init_exe_path(&cfg.container_dir);
-    std::fs::File::create(&exe_target)
-        .with_context(|| format!("create {}", exe_target.display()))?;
+    let exe = SelfExe::new(&cfg.container_dir)?;
     let (spec_r, spec_w) = pipe()?;
     let (status_r, status_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
@@ -219,7 +241,6 @@ pub fn start(cfg: &InitConfig, stdio: Stdio, hook: &mut dyn NetworkHook) -> Resu
             ""
         }
     );
-    let exe_c = CString::new(exe_target.as_os_str().as_encoded_bytes()).context("init path")?;
     let fd_arg = |fd: RawFd| CString::new(fd.to_string()).unwrap_or_default();
     let args = [
         CString::new("minicompose").unwrap_or_default(),
@@ -261,7 +282,7 @@ pub fn start(cfg: &InitConfig, stdio: Stdio, hook: &mut dyn NetworkHook) -> Resu
         for fd in [spec_r.as_raw_fd(), status_w.as_raw_fd(), go_r.as_raw_fd()] {
             clear_cloexec(fd);
         }
-        reexec_readonly(&exe_c, &args, status_w.as_raw_fd());
+        reexec_readonly(&exe, &args, status_w.as_raw_fd());
     }
     crate::explain!("clone", "container init has host pid {pid}");
     drop(spec_r);

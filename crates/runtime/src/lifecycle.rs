@@ -72,6 +72,26 @@ pub struct Runtime {
     pub layout: Layout,
 }
 
+/// We fork and clone without exec: make sure no other thread exists (an
+/// image pull's runtime may take a moment to wind down its threads).
+pub fn ensure_single_threaded() -> Result<(), Error> {
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let n = fs::read_dir("/proc/self/task")
+            .map(|d| d.count())
+            .unwrap_or(1);
+        if n <= 1 {
+            return Ok(());
+        }
+        if Instant::now() >= deadline {
+            return Err(Error::Other(anyhow::anyhow!(
+                "internal error: {n} threads are running; containers are started from a single-threaded process"
+            )));
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
 /// Refuse early, with the fix, when not root.
 pub fn require_root() -> Result<(), Error> {
     // SAFETY: geteuid has no preconditions.
@@ -211,6 +231,7 @@ impl Runtime {
         hook: &mut dyn NetworkHook,
         teardown: &mut dyn FnMut(&str),
     ) -> Result<i32, Error> {
+        ensure_single_threaded()?;
         let cg = match Cgroup::create(&self.layout, &rec.spec.id, &rec.spec.resources) {
             Ok(c) => c,
             Err(e) => {
@@ -293,6 +314,7 @@ impl Runtime {
         hook: &mut dyn NetworkHook,
         teardown: &mut dyn FnMut(&str),
     ) -> Result<Vec<String>, Error> {
+        ensure_single_threaded()?;
         let (rep_r, rep_w) = launch::pipe()?;
         // SAFETY: single-threaded by contract; the child continues in Rust.
         let pid = unsafe { libc::fork() };

@@ -146,6 +146,21 @@ pub fn parse_signal(s: &str) -> Result<i32, crate::Error> {
         })
 }
 
+/// "SIGTERM" for 15 (the number as text if unknown).
+pub fn signal_name(sig: i32) -> String {
+    nix::sys::signal::Signal::try_from(sig)
+        .map(|s| s.as_str().to_string())
+        .unwrap_or_else(|_| sig.to_string())
+}
+
+/// The host's hostname (what `--network host` containers get).
+pub fn host_hostname() -> String {
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
 /// The default PATH Docker gives a container whose image sets none.
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
 

@@ -102,6 +102,27 @@ pub fn now_rfc3339() -> String {
     humantime::format_rfc3339_nanos(std::time::SystemTime::now()).to_string()
 }
 
+/// Time elapsed since an RFC 3339 timestamp we wrote (None if unparsable).
+pub fn since(rfc3339: &str) -> Option<std::time::Duration> {
+    let t = humantime::parse_rfc3339(rfc3339).ok()?;
+    std::time::SystemTime::now().duration_since(t).ok()
+}
+
+/// Docker's human durations: "Less than a second", "5 seconds", "2 minutes", "3 hours", "4 days".
+pub fn human_duration(d: std::time::Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "Less than a second".into(),
+        1 => "1 second".into(),
+        2..=59 => format!("{s} seconds"),
+        60..=119 => "About a minute".into(),
+        120..=3599 => format!("{} minutes", s / 60),
+        3600..=7199 => "About an hour".into(),
+        7200..=172_799 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86400),
+    }
+}
+
 /// The containers of one `--root`.
 #[derive(Debug, Clone)]
 pub struct Containers {

@@ -29,7 +29,11 @@ pub struct NetArgs {
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
     /// Publish container ports: [IP:][HOST[-HOST2]:]CONTAINER[-C2][/udp] (repeatable)
-    #[arg(short = 'p', long = "publish")]
+    // NOTE (runtime): no `short = 'p'` here: the global `-p/--project-name`
+    // (global = true) owns -p in every subcommand and clap panics on the
+    // clash when `container run` is parsed. Use --publish until global.rs
+    // changes.
+    #[arg(long = "publish")]
     pub publish: Vec<String>,
     /// Upstream DNS server for names that are not containers (repeatable)
     #[arg(long = "dns")]
@@ -150,6 +154,7 @@ fn launcher(global: &Global) -> anyhow::Result<DnsLauncher> {
             "__internal".into(),
             "dns".into(),
         ],
+        env: Vec::new(),
     })
 }
 

@@ -22,8 +22,15 @@ pub enum InternalCmd {
 
 pub fn run(g: &Global, cmd: InternalCmd) -> anyhow::Result<i32> {
     match cmd {
-        InternalCmd::Init { config_fd, status_fd, go_fd } => mc_runtime::init::main(config_fd, status_fd, go_fd),
-        InternalCmd::Exec { config_fd, status_fd } => mc_runtime::exec::main(config_fd, status_fd),
+        InternalCmd::Init {
+            config_fd,
+            status_fd,
+            go_fd,
+        } => mc_runtime::init::main(config_fd, status_fd, go_fd),
+        InternalCmd::Exec {
+            config_fd,
+            status_fd,
+        } => mc_runtime::exec::main(config_fd, status_fd),
         InternalCmd::Dns(a) => crate::cmd::internal_dns::run(g, a),
     }
 }
