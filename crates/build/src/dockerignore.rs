@@ -56,11 +56,23 @@ impl DockerIgnore {
                 None => (false, line),
             };
             if body.is_empty() {
+                if exclusion {
+                    return Err(Error::Invalid(format!(
+                        ".dockerignore line {}: illegal exclusion pattern: \"!\"",
+                        i + 1
+                    )));
+                }
                 continue;
             }
             let mut cleaned = go_clean(body);
             if cleaned.len() > 1 && cleaned.starts_with('/') {
                 cleaned.remove(0);
+            }
+            if !glob_valid(&cleaned) {
+                return Err(Error::Invalid(format!(
+                    ".dockerignore line {}: invalid pattern {line:?}: syntax error in pattern",
+                    i + 1
+                )));
             }
             let regex = compile(&cleaned).map_err(|e| {
                 Error::Invalid(format!(
@@ -221,6 +233,9 @@ fn compile(pattern: &str) -> Result<Regex, regex::Error> {
 /// Go's `filepath.Match` (`slash_special = true`: `*` and `?` do not match `/`)
 /// or a shell pattern (`false`: they do). Malformed patterns match nothing.
 pub fn glob_match(pattern: &str, name: &str, slash_special: bool) -> bool {
+    if !glob_valid(pattern) {
+        return false;
+    }
     let p: Vec<char> = pattern.chars().collect();
     let n: Vec<char> = name.chars().collect();
     glob_at(&p, &n, slash_special).unwrap_or(false)
@@ -285,44 +300,74 @@ fn glob_at(p: &[char], n: &[char], slash: bool) -> Option<bool> {
     }
 }
 
-/// Match one character against the class starting at `p[start] == '['`.
-/// Returns (matched, index after `]`); `None` if the class is malformed.
+/// Match one character against the class starting at `p[start] == '['`, with
+/// Go's rules. Returns (matched, index after `]`); `None` if malformed.
 fn class(p: &[char], start: usize, c: char) -> Option<(bool, usize)> {
     let mut i = start + 1;
-    let negate = p.get(i) == Some(&'^');
-    if negate {
+    let negated = p.get(i) == Some(&'^');
+    if negated {
         i += 1;
     }
     let mut matched = false;
-    let mut first = true;
+    let mut nrange = 0;
     loop {
-        let ch = *p.get(i)?;
-        if ch == ']' && !first {
-            return Some((matched != negate, i + 1));
+        if p.get(i) == Some(&']') && nrange > 0 {
+            return Some((matched != negated, i + 1));
         }
-        first = false;
-        let lo = if ch == '\\' {
-            i += 1;
-            *p.get(i)?
-        } else {
-            ch
-        };
-        i += 1;
+        let (lo, next) = class_char(p, i)?;
+        i = next;
         let mut hi = lo;
-        if p.get(i) == Some(&'-') && p.get(i + 1).is_some_and(|c| *c != ']') {
-            i += 1;
-            hi = if p[i] == '\\' {
-                i += 1;
-                *p.get(i)?
-            } else {
-                p[i]
-            };
-            i += 1;
+        if p.get(i) == Some(&'-') {
+            let (h, next) = class_char(p, i + 1)?;
+            hi = h;
+            i = next;
         }
         if lo <= c && c <= hi {
             matched = true;
         }
+        nrange += 1;
     }
+}
+
+/// Go's `getEsc`: one (possibly escaped) class character; an unescaped `-` or
+/// `]` here, or running off the end, is a malformed pattern.
+fn class_char(p: &[char], i: usize) -> Option<(char, usize)> {
+    let ch = *p.get(i)?;
+    if ch == '-' || ch == ']' {
+        return None;
+    }
+    let (ch, next) = if ch == '\\' {
+        (*p.get(i + 1)?, i + 2)
+    } else {
+        (ch, i + 1)
+    };
+    if next >= p.len() {
+        return None;
+    }
+    Some((ch, next))
+}
+
+/// Whether a pattern is well-formed for Go's `filepath.Match` (classes closed
+/// and valid, no trailing `\`).
+pub fn glob_valid(pattern: &str) -> bool {
+    let p: Vec<char> = pattern.chars().collect();
+    let mut i = 0;
+    while i < p.len() {
+        match p[i] {
+            '\\' => {
+                if i + 1 >= p.len() {
+                    return false;
+                }
+                i += 2;
+            }
+            '[' => match class(&p, i, '\0') {
+                Some((_, next)) => i = next,
+                None => return false,
+            },
+            _ => i += 1,
+        }
+    }
+    true
 }
 
 #[cfg(test)]
@@ -379,6 +424,157 @@ mod tests {
         assert_eq!(go_clean("/../x"), "/x");
         assert_eq!(go_clean(""), ".");
         assert_eq!(go_clean("a/.."), ".");
+    }
+
+    /// Vectors from moby/patternmatcher's tests (single pattern, parent matches count).
+    #[test]
+    fn patternmatcher_vectors() {
+        let cases: &[(&str, &str, bool)] = &[
+            ("**", "file", true),
+            ("**/", "file", true),
+            ("**", "dir/file", true),
+            ("**/**", "dir/file", true),
+            ("dir/**", "dir/file", true),
+            ("dir/**", "dir/dir2/file", true),
+            ("**/dir", "dir", true),
+            ("**/dir", "dir/file", true),
+            ("**/dir2/*", "dir/dir2/file", true),
+            ("**/dir2/**", "dir/dir2/dir3/file", true),
+            ("**file", "file", true),
+            ("**file", "dir/file", true),
+            ("**/file", "dir/dir/file", true),
+            ("**/file*", "dir/dir/file.txt", true),
+            ("**/file*txt", "dir/dir/file.txt", true),
+            ("**/file*.txt*", "dir/dir/file.txt", true),
+            ("**/**/*.txt", "dir/dir/file.txt", true),
+            ("**/**/*.txt2", "dir/dir/file.txt", false),
+            ("**/*.txt", "file.txt", true),
+            ("**/**/*.txt", "file.txt", true),
+            ("a**/*.txt", "a/file.txt", true),
+            ("a**/*.txt", "a/dir/file.txt", true),
+            ("a**/*.txt", "a/dir/dir/file.txt", true),
+            ("a/*.txt", "a/dir/file.txt", false),
+            ("a/*.txt", "a/file.txt", true),
+            ("a/*.txt**", "a/file.txt", true),
+            ("a[b-d]e", "ae", false),
+            ("a[b-d]e", "ace", true),
+            ("a[b-d]e", "aae", false),
+            ("a[^b-d]e", "aze", true),
+            (".*", ".foo", true),
+            (".*", "foo", false),
+            ("abc.def", "abcdef", false),
+            ("abc.def", "abc.def", true),
+            ("abc?def", "abcZdef", true),
+            ("abc?def", "abcdef", false),
+            ("**/foo/bar", "foo/bar", true),
+            ("**/foo/bar", "dir/dir2/foo/bar", true),
+            ("abc/**", "abc", false),
+            ("abc/**", "abc/def/ghi", true),
+            ("**/.foo", ".foo", true),
+            ("**/.foo", "bar.foo", false),
+            ("a(b)c/def", "a(b)c/def", true),
+            ("a(b)c/def", "a(b)c/xyz", false),
+            ("a.|)$(}+{bc", "a.|)$(}+{bc", true),
+            (
+                "dist/*.whl",
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                true,
+            ),
+            ("a\\\\", "a\\", true),
+            ("a\\*b", "a*b", true),
+            ("[\\]a]", "]", true),
+            ("[x\\-]", "-", true),
+        ];
+        for (pattern, path, want) in cases {
+            let di = DockerIgnore::parse(pattern).unwrap();
+            assert_eq!(
+                di.is_excluded(path),
+                *want,
+                "pattern {pattern:?} path {path:?}"
+            );
+        }
+        let multi: &[(&str, &str, bool)] = &[
+            ("**\n!util/docker/web", "util/docker/web/foo", false),
+            (
+                "**\n!util/docker/web\nutil/docker/web/foo",
+                "util/docker/web/foo",
+                true,
+            ),
+            (
+                "**\n!dist/*.whl",
+                "dist/proxy.py-2.4.0rc3.dev36+g08acad9-py3-none-any.whl",
+                false,
+            ),
+            ("docs\n!docs/README.md", "docs/README.md", false),
+            ("docs/\n!docs/README.md", "docs/README.md", false),
+            ("!fileutils.go\n*.go", "fileutils.go", true),
+        ];
+        for (patterns, path, want) in multi {
+            assert_eq!(
+                DockerIgnore::parse(patterns).unwrap().is_excluded(path),
+                *want,
+                "{patterns:?} {path:?}"
+            );
+        }
+        for bad in ["!", "[", "[]a]", "a[", "[x-]", "\\"] {
+            assert!(DockerIgnore::parse(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    /// Go's filepath.Match vectors.
+    #[test]
+    fn go_filepath_match_vectors() {
+        let ok: &[(&str, &str, bool)] = &[
+            ("abc", "abc", true),
+            ("*", "abc", true),
+            ("*c", "abc", true),
+            ("a*", "a", true),
+            ("a*", "abc", true),
+            ("a*", "ab/c", false),
+            ("a*/b", "abc/b", true),
+            ("a*/b", "a/c/b", false),
+            ("a*b*c*d*e*/f", "axbxcxdxe/f", true),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/f", true),
+            ("a*b*c*d*e*/f", "axbxcxdxe/xxx/f", false),
+            ("a*b*c*d*e*/f", "axbxcxdxexxx/fff", false),
+            ("a*b?c*x", "abxbbxdbxebxczzx", true),
+            ("a*b?c*x", "abxbbxdbxebxczzy", false),
+            ("ab[c]", "abc", true),
+            ("ab[b-d]", "abc", true),
+            ("ab[e-g]", "abc", false),
+            ("ab[^c]", "abc", false),
+            ("ab[^b-d]", "abc", false),
+            ("ab[^e-g]", "abc", true),
+            ("a\\*b", "a*b", true),
+            ("a\\*b", "ab", false),
+            ("a?b", "a\u{263a}b", true),
+            ("a[^a]b", "a\u{263a}b", true),
+            ("a???b", "a\u{263a}b", false),
+            ("a[^a][^a][^a]b", "a\u{263a}b", false),
+            ("[a-\u{3b6}]*", "\u{3b1}", true),
+            ("*[a-\u{3b6}]", "A", false),
+            ("a?b", "a/b", false),
+            ("a*b", "a/b", false),
+            ("[\\]a]", "]", true),
+            ("[\\-]", "-", true),
+            ("[x\\-]", "x", true),
+            ("[x\\-]", "-", true),
+            ("[x\\-]", "z", false),
+            ("[\\-x]", "x", true),
+            ("[\\-x]", "-", true),
+            ("[\\-x]", "a", false),
+            ("*x", "xxx", true),
+        ];
+        for (p, n, want) in ok {
+            assert!(glob_valid(p), "{p:?} should be valid");
+            assert_eq!(glob_match(p, n, true), *want, "{p:?} vs {n:?}");
+        }
+        for bad in [
+            "[]a]", "[-]", "[x-]", "[-x]", "\\", "[a-b-c]", "[", "[^", "[^bc", "a[", "a/b[",
+        ] {
+            assert!(!glob_valid(bad), "{bad:?} should be malformed");
+            assert!(!glob_match(bad, "a", true));
+        }
     }
 
     #[test]
