@@ -342,3 +342,137 @@ mod tests {
         assert_eq!(copy_destination("/", "./"), "/");
     }
 }
+
+/// The whole pure pipeline on a realistic multi-stage Dockerfile: parse →
+/// plan → evaluate each needed stage with its base's config → final config and
+/// history.
+#[cfg(test)]
+mod pipeline_tests {
+    use super::*;
+    use crate::args::Platform;
+    use crate::config::ImageConfig;
+    use crate::dockerfile::parse;
+    use crate::plan::plan;
+    use crate::stages::Base;
+
+    const DOCKERFILE: &str = "# syntax=docker/dockerfile:1
+# A Go service, built in one stage and shipped in another.
+ARG\tGO_VERSION=1.22
+ARG ALPINE=3.19
+
+FROM --platform=$BUILDPLATFORM golang:${GO_VERSION}-alpine AS build
+ARG TARGETOS TARGETARCH
+WORKDIR\t/src
+ENV\tCGO_ENABLED\t0
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+RUN GOOS=$TARGETOS GOARCH=$TARGETARCH \\
+\tgo build -o /out/app \\
+\t# the linker flags keep the binary small
+\t-ldflags='-s -w' ./cmd/app
+
+FROM alpine:${ALPINE} AS runtime
+LABEL\tmaintainer\tOps Team <ops@example.com>
+RUN addgroup -S app && adduser -S -G app app
+COPY --from=build --chown=app:app /out/app /usr/local/bin/app
+USER app
+EXPOSE 8080/tcp 9090
+ENV PORT=8080 \\
+    LOG_LEVEL=\"info level\"
+HEALTHCHECK --interval=30s --timeout=3s CMD wget -qO- http://localhost:$PORT/health || exit 1
+ENTRYPOINT [\"/usr/local/bin/app\"]
+CMD [\"--port\", \"8080\"]
+";
+
+    #[test]
+    fn multi_stage_service() {
+        let df = parse(DOCKERFILE).unwrap();
+        let opts = BuildOptions {
+            target_platform: Platform::parse("linux/arm64").unwrap(),
+            build_platform: Platform::parse("linux/amd64").unwrap(),
+            build_args: [("ALPINE".to_string(), "3.20".to_string())]
+                .into_iter()
+                .collect(),
+            target: None,
+        };
+        let p = plan(&df, &opts).unwrap();
+        assert_eq!(p.order, vec![0, 1]);
+        assert_eq!(
+            p.graph.nodes[0].base,
+            Base::Image("golang:1.22-alpine".into())
+        );
+        assert_eq!(p.graph.nodes[0].platform.as_deref(), Some("linux/amd64"));
+        assert_eq!(p.graph.nodes[1].base, Base::Image("alpine:3.20".into()));
+
+        // Stage 0, from a golang base config.
+        let base = ImageConfig {
+            env: vec![
+                "PATH=/usr/local/go/bin:/usr/bin:/bin".into(),
+                "GOLANG_VERSION=1.22.1".into(),
+            ],
+            cmd: Some(vec!["/bin/sh".into()]),
+            ..Default::default()
+        };
+        let mut st = StageState::new(base, &p.meta, &opts, df.directives.escape);
+        let steps: Vec<Step> = df.stages[0]
+            .instructions
+            .iter()
+            .map(|l| st.step(l).unwrap())
+            .collect();
+        let build_run = steps[6].run.clone().unwrap();
+        assert_eq!(
+            build_run.argv[2],
+            "GOOS=$TARGETOS GOARCH=$TARGETARCH \tgo build -o /out/app \t-ldflags='-s -w' ./cmd/app"
+        );
+        assert!(build_run.env.contains(&"TARGETARCH=arm64".to_string()));
+        assert!(build_run.env.contains(&"CGO_ENABLED=0".to_string()));
+        assert_eq!(build_run.workdir, "/src");
+        assert_eq!(steps[3].copy_dest.as_deref(), Some("/src/"));
+        assert!(steps[6]
+            .history
+            .created_by
+            .starts_with("RUN |2 TARGETOS=linux TARGETARCH=arm64 /bin/sh -c GOOS="));
+
+        // Stage 1, from an alpine base config.
+        let base = ImageConfig {
+            env: vec!["PATH=/usr/bin:/bin".into()],
+            cmd: Some(vec!["/bin/sh".into()]),
+            ..Default::default()
+        };
+        let mut st = StageState::new(base, &p.meta, &opts, df.directives.escape);
+        for l in &df.stages[1].instructions {
+            st.step(l).unwrap();
+        }
+        let c = &st.config;
+        assert_eq!(
+            c.labels.get("maintainer").map(String::as_str),
+            Some("Ops Team <ops@example.com>")
+        );
+        assert_eq!(c.user, "app");
+        assert_eq!(
+            c.exposed_ports.keys().cloned().collect::<Vec<_>>(),
+            vec!["8080/tcp", "9090/tcp"]
+        );
+        assert_eq!(
+            c.env,
+            vec!["PATH=/usr/bin:/bin", "PORT=8080", "LOG_LEVEL=info level"]
+        );
+        assert_eq!(c.entrypoint, Some(vec!["/usr/local/bin/app".into()]));
+        assert_eq!(c.cmd, Some(vec!["--port".into(), "8080".into()]));
+        let hc = c.healthcheck.as_ref().unwrap();
+        assert_eq!(
+            hc.test[1],
+            "wget -qO- http://localhost:$PORT/health || exit 1"
+        );
+        assert_eq!((hc.interval, hc.timeout), (30_000_000_000, 3_000_000_000));
+        let created: Vec<&str> = st.history.iter().map(|h| h.created_by.as_str()).collect();
+        assert_eq!(
+            created[2],
+            "COPY --from=build --chown=app:app /out/app /usr/local/bin/app # buildkit"
+        );
+        assert_eq!(created.last(), Some(&"CMD [\"--port\" \"8080\"]"));
+        let layers = st.history.iter().filter(|h| !h.empty_layer).count();
+        assert_eq!(layers, 2);
+    }
+}
