@@ -114,7 +114,13 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     }
 
     let top_name = tree.get("name").and_then(yaml::Node::as_text).map(str::to_string);
-    let name = lookup::project_name(opts.project_name.as_deref(), &env, top_name.as_deref(), &working_dir)?;
+    let name = lookup::project_name(opts.project_name.as_deref(), &env, top_name.as_deref(), &working_dir).map_err(|e| {
+        // Point at the file when the bad name came from it.
+        match (e.to_string().contains("(from the top-level name:)"), tree.get("name")) {
+            (true, Some(n)) => Error::Invalid(format!("{}: name: {e}", n.mark)),
+            _ => e,
+        }
+    })?;
 
     let mut active: Vec<String> = opts.profiles.clone();
     if let Some(p) = env.get("COMPOSE_PROFILES") {

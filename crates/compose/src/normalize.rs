@@ -293,7 +293,7 @@ impl Cx<'_> {
         }
         // env_file values first, then `environment` wins; bare names come from our environment.
         for f in &s.env_file {
-            for (k, v) in read_env_file(f, self.env, n)? {
+            for (k, v) in read_env_file(f, self.env, m.get("env_file").unwrap_or(n))? {
                 s.environment.insert(k, v);
             }
         }

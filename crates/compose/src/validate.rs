@@ -17,7 +17,10 @@ pub fn mark_at(tree: &Node, path: &[&str]) -> Mark {
             (Some(m), _) => m.get(*seg).map(|n| (n, n.key_mark.clone())),
             (_, Some(items)) => items
                 .iter()
-                .find(|i| i.as_text() == Some(seg) || i.get("source").and_then(Node::as_text) == Some(seg))
+                .find(|i| {
+                    i.as_text().is_some_and(|t| t == *seg || t.starts_with(&format!("{seg}:")))
+                        || i.get("source").and_then(Node::as_text) == Some(seg)
+                })
                 .map(|n| (n, n.mark.clone())),
             _ => None,
         };
@@ -74,7 +77,9 @@ pub fn check(p: &Project, tree: &Node) -> Result<(), Error> {
         }
         for v in &s.volumes {
             if v.kind == "volume" && !v.source.is_empty() && !p.volumes.contains_key(&v.source) {
-                return fail(&at(&["volumes"]), format!("service \"{name}\" refers to undefined volume \"{}\"; declare it under the top-level volumes:", v.source));
+                let mut path = at(&["volumes"]);
+                path.push(&v.source);
+                return fail(&path, format!("service \"{name}\" refers to undefined volume \"{}\"; declare it under the top-level volumes:", v.source));
             }
         }
         for from in &s.volumes_from {
