@@ -26,7 +26,11 @@ cd "$work"
 echo "mc-vm: downloading the kernel package" >&2
 # apt's download sandbox user cannot write here; we are root and only unpack.
 apt_get() { apt-get -qq -o APT::Sandbox::User=root "$@"; }
-apt_get download linux-image-amd64 >/dev/null
+if ! apt_get download linux-image-amd64 >/dev/null 2>&1; then
+	# fresh machine without package lists
+	apt-get update -qq
+	apt_get download linux-image-amd64 >/dev/null
+fi
 kpkg=$(dpkg-deb -f linux-image-amd64_*.deb Depends | sed -E 's/[ (,|].*//')
 case "$kpkg" in linux-image-[0-9]*) ;; *)
 	echo "mc-vm: unexpected kernel dependency '$kpkg' of linux-image-amd64" >&2

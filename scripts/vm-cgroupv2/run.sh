@@ -170,16 +170,19 @@ qpid=""
 wait "$tailpid" 2>/dev/null || true
 elapsed=$(awk -v a="$start" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }')
 
+logtail() { # last $1 lines of the kernel console, without SeaBIOS's escape codes
+	tail -n "$1" "$run/console.log" 2>/dev/null | sed 's/\x1b\[[0-9;?]*[a-zA-Z]//g; s/\x1bc//g' >&2
+}
 rc=$(tr -dc '0-9' <"$run/rc")
 if [ -n "$timed_out" ]; then
 	echo "vm-cgroupv2: timed out after ${timeout}s; kernel log tail:" >&2
-	tail -n 30 "$run/console.log" >&2 2>/dev/null
+	logtail 30
 	exit 124
 fi
 if [ -z "$rc" ]; then
 	echo "vm-cgroupv2: the VM stopped without reporting an exit code; qemu and kernel log tail:" >&2
 	tail -n 20 "$run/qemu.log" >&2
-	tail -n 40 "$run/console.log" >&2
+	logtail 40
 	exit 125
 fi
 [ -z "${MC_VM_VERBOSE:-}" ] || echo "vm-cgroupv2: exit $rc after ${elapsed}s (boot to poweroff)" >&2
