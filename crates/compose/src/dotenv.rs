@@ -15,12 +15,19 @@ pub fn parse(text: &str, lookup: &Env) -> Result<Vec<(String, Option<String>)>, 
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let line = line.strip_prefix("export ").map(str::trim_start).unwrap_or(line);
+        let line = line
+            .strip_prefix("export ")
+            .map(str::trim_start)
+            .unwrap_or(line);
         let (key, value) = match line.split_once('=') {
             Some((k, v)) => (k.trim(), Some(v.trim_start())),
             None => (line, None),
         };
-        if key.is_empty() || key.chars().any(|c| c.is_whitespace() || c == '"' || c == '\'') {
+        if key.is_empty()
+            || key
+                .chars()
+                .any(|c| c.is_whitespace() || c == '"' || c == '\'')
+        {
             return Err(format!("line {}: invalid variable name \"{key}\"", n + 1));
         }
         let Some(value) = value else {
@@ -34,10 +41,12 @@ pub fn parse(text: &str, lookup: &Env) -> Result<Vec<(String, Option<String>)>, 
             }
         }
         let parsed = if let Some(body) = value.strip_prefix('\'') {
-            let body = read_quoted(body, '\'', &mut lines).ok_or_else(|| format!("line {}: unterminated single quote", n + 1))?;
+            let body = read_quoted(body, '\'', &mut lines)
+                .ok_or_else(|| format!("line {}: unterminated single quote", n + 1))?;
             body
         } else if let Some(body) = value.strip_prefix('"') {
-            let body = read_quoted(body, '"', &mut lines).ok_or_else(|| format!("line {}: unterminated double quote", n + 1))?;
+            let body = read_quoted(body, '"', &mut lines)
+                .ok_or_else(|| format!("line {}: unterminated double quote", n + 1))?;
             let body = unescape(&body);
             expand(&body, &scope).map_err(|e| format!("line {}: {e}", n + 1))?
         } else {
@@ -59,7 +68,11 @@ fn expand(v: &str, scope: &Env) -> Result<String, String> {
 }
 
 /// The body of a quoted value, which may continue on following lines.
-fn read_quoted<'a>(first: &'a str, q: char, lines: &mut impl Iterator<Item = (usize, &'a str)>) -> Option<String> {
+fn read_quoted<'a>(
+    first: &'a str,
+    q: char,
+    lines: &mut impl Iterator<Item = (usize, &'a str)>,
+) -> Option<String> {
     let mut acc = String::new();
     let mut cur = first.to_string();
     loop {
@@ -128,13 +141,20 @@ mod tests {
             ("G", Some("multi\nline")),
             ("H", Some("")),
         ];
-        let got: Vec<(&str, Option<&str>)> = got.iter().map(|(k, v)| (k.as_str(), v.as_deref())).collect();
+        let got: Vec<(&str, Option<&str>)> = got
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_deref()))
+            .collect();
         assert_eq!(got, want);
     }
 
     #[test]
     fn dotenv_errors() {
-        assert!(parse("A='open\n", &Env::new()).unwrap_err().contains("line 1: unterminated single quote"));
-        assert!(parse("BAD KEY=1\n", &Env::new()).unwrap_err().contains("line 1: invalid variable name"));
+        assert!(parse("A='open\n", &Env::new())
+            .unwrap_err()
+            .contains("line 1: unterminated single quote"));
+        assert!(parse("BAD KEY=1\n", &Env::new())
+            .unwrap_err()
+            .contains("line 1: invalid variable name"));
     }
 }

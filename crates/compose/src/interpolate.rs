@@ -26,8 +26,9 @@ pub fn substitute(input: &str, env: &Env, unset: &mut Vec<String>) -> Result<Str
             out.push('$');
             rest = r;
         } else if let Some(body_start) = after.strip_prefix('{') {
-            let end = matching_brace(body_start)
-                .ok_or_else(|| format!("invalid interpolation format for \"{input}\": missing closing brace"))?;
+            let end = matching_brace(body_start).ok_or_else(|| {
+                format!("invalid interpolation format for \"{input}\": missing closing brace")
+            })?;
             out.push_str(&braced(&body_start[..end], input, env, unset)?);
             rest = &body_start[end + 1..];
         } else {
@@ -55,7 +56,9 @@ fn name_len(s: &str) -> usize {
     if b.is_empty() || !(b[0] == b'_' || b[0].is_ascii_alphabetic()) {
         return 0;
     }
-    b.iter().take_while(|c| **c == b'_' || c.is_ascii_alphanumeric()).count()
+    b.iter()
+        .take_while(|c| **c == b'_' || c.is_ascii_alphanumeric())
+        .count()
 }
 
 /// Index of the `}` closing a `${`, skipping nested `${…}` and `$$`.
@@ -81,7 +84,9 @@ fn matching_brace(s: &str) -> Option<usize> {
 
 fn braced(body: &str, input: &str, env: &Env, unset: &mut Vec<String>) -> Result<String, String> {
     let len = name_len(body);
-    let bad = || format!("invalid interpolation format for \"{input}\": \"${{{body}}}\" is not a valid substitution");
+    let bad = || {
+        format!("invalid interpolation format for \"{input}\": \"${{{body}}}\" is not a valid substitution")
+    };
     if len == 0 {
         return Err(bad());
     }
@@ -101,8 +106,10 @@ fn braced(body: &str, input: &str, env: &Env, unset: &mut Vec<String>) -> Result
         Some(o) => (true, o),
         None => (false, op),
     };
-    let Some(kind) = op.chars().next() else { return Err(bad()) };
-    let arg = &op[1..];
+    let Some(kind) = op.chars().next() else {
+        return Err(bad());
+    };
+    let arg = &op[kind.len_utf8()..];
     // With ':', an empty value counts as unset.
     let set = match value {
         Some(v) => !(colon && v.is_empty()),
@@ -131,7 +138,9 @@ fn braced(body: &str, input: &str, env: &Env, unset: &mut Vec<String>) -> Result
                 if msg.is_empty() {
                     Err(format!("required variable {name} is missing a value"))
                 } else {
-                    Err(format!("required variable {name} is missing a value: {msg}"))
+                    Err(format!(
+                        "required variable {name} is missing a value: {msg}"
+                    ))
                 }
             }
         }
@@ -140,7 +149,12 @@ fn braced(body: &str, input: &str, env: &Env, unset: &mut Vec<String>) -> Result
 }
 
 /// Interpolate every scalar of a tree in place. Returns the names of unset variables.
-pub fn interpolate_tree(node: &mut Node, env: &Env, path: &mut Path, unset: &mut Vec<String>) -> Result<(), Error> {
+pub fn interpolate_tree(
+    node: &mut Node,
+    env: &Env,
+    path: &mut Path,
+    unset: &mut Vec<String>,
+) -> Result<(), Error> {
     match &mut node.value {
         Value::Scalar { text, plain } => {
             if text.contains('$') {
@@ -205,9 +219,21 @@ mod tests {
         ("${UNSET+rep}", Ok(""), &[]),
         ("${FOO:?boom}", Ok("foo"), &[]),
         ("${EMPTY?boom}", Ok(""), &[]),
-        ("${UNSET:?you must set it}", Err("required variable UNSET is missing a value: you must set it"), &[]),
-        ("${EMPTY:?}", Err("required variable EMPTY is missing a value"), &[]),
-        ("${UNSET?err}", Err("required variable UNSET is missing a value: err"), &[]),
+        (
+            "${UNSET:?you must set it}",
+            Err("required variable UNSET is missing a value: you must set it"),
+            &[],
+        ),
+        (
+            "${EMPTY:?}",
+            Err("required variable EMPTY is missing a value"),
+            &[],
+        ),
+        (
+            "${UNSET?err}",
+            Err("required variable UNSET is missing a value: err"),
+            &[],
+        ),
         ("${UNSET:-${INNER}}", Ok("in"), &[]),
         ("${UNSET:-${ALSO:-deep}}", Ok("deep"), &[]),
         ("${UNSET:-x${N}y}", Ok("x3y"), &[]),
@@ -218,8 +244,14 @@ mod tests {
         ("${1A}", Err("is not a valid substitution"), &[]),
         ("${FOO!x}", Err("is not a valid substitution"), &[]),
         ("cost $5", Err("must be followed by a variable name"), &[]),
-        ("trailing $", Err("must be followed by a variable name"), &[]),
+        (
+            "trailing $",
+            Err("must be followed by a variable name"),
+            &[],
+        ),
         ("${N}${N}", Ok("33"), &[]),
+        ("${A€x}", Err("is not a valid substitution"), &[]),
+        ("${€}", Err("is not a valid substitution"), &[]),
     ];
 
     #[test]

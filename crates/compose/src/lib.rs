@@ -72,16 +72,27 @@ pub struct LoadOptions {
 
 /// Load, merge, normalize and validate a compose project.
 pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
-    let process_env: Env = opts.environment.clone().unwrap_or_else(|| std::env::vars().collect());
+    let process_env: Env = opts
+        .environment
+        .clone()
+        .unwrap_or_else(|| std::env::vars().collect());
     let cwd = match &opts.cwd {
         Some(c) => c.clone(),
-        None => std::env::current_dir().map_err(|e| Error::Other(anyhow::anyhow!("cannot read the current directory: {e}")))?,
+        None => std::env::current_dir()
+            .map_err(|e| Error::Other(anyhow::anyhow!("cannot read the current directory: {e}")))?,
     };
-    let (sources, mut warnings) = lookup::find_files(&opts.files, &process_env, &cwd, opts.project_directory.as_deref())?;
+    let (sources, mut warnings) = lookup::find_files(
+        &opts.files,
+        &process_env,
+        &cwd,
+        opts.project_directory.as_deref(),
+    )?;
     let working_dir = match &opts.project_directory {
         Some(d) => normalize::resolve_path(&cwd, &d.to_string_lossy()),
         None => match sources.first() {
-            Some(lookup::Source::Path(p)) => p.parent().map(PathBuf::from).unwrap_or_else(|| cwd.clone()),
+            Some(lookup::Source::Path(p)) => {
+                p.parent().map(PathBuf::from).unwrap_or_else(|| cwd.clone())
+            }
             _ => cwd.clone(),
         },
     };
@@ -105,7 +116,9 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     let mut seen = Vec::new();
     for var in &loader.unset {
         if !seen.contains(var) {
-            warnings.push(format!("The \"{var}\" variable is not set. Defaulting to a blank string."));
+            warnings.push(format!(
+                "The \"{var}\" variable is not set. Defaulting to a blank string."
+            ));
             seen.push(var.clone());
         }
     }
@@ -113,10 +126,22 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         warnings.push(format!("{f}: the attribute `version` is obsolete, it will be ignored, please remove it to avoid potential confusion"));
     }
 
-    let top_name = tree.get("name").and_then(yaml::Node::as_text).map(str::to_string);
-    let name = lookup::project_name(opts.project_name.as_deref(), &env, top_name.as_deref(), &working_dir).map_err(|e| {
+    let top_name = tree
+        .get("name")
+        .and_then(yaml::Node::as_text)
+        .map(str::to_string);
+    let name = lookup::project_name(
+        opts.project_name.as_deref(),
+        &env,
+        top_name.as_deref(),
+        &working_dir,
+    )
+    .map_err(|e| {
         // Point at the file when the bad name came from it.
-        match (e.to_string().contains("(from the top-level name:)"), tree.get("name")) {
+        match (
+            e.to_string().contains("(from the top-level name:)"),
+            tree.get("name"),
+        ) {
             (true, Some(n)) => Error::Invalid(format!("{}: name: {e}", n.mark)),
             _ => e,
         }
@@ -124,11 +149,22 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
 
     let mut active: Vec<String> = opts.profiles.clone();
     if let Some(p) = env.get("COMPOSE_PROFILES") {
-        active.extend(p.split(',').map(str::trim).filter(|s| !s.is_empty()).map(str::to_string));
+        active.extend(
+            p.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string),
+        );
     }
 
     let empty = IndexMap::new();
-    let mut cx = normalize::Cx { project: &name, working_dir: &working_dir, env: &env, service_dirs: &empty, ignored: Vec::new() };
+    let mut cx = normalize::Cx {
+        project: &name,
+        working_dir: &working_dir,
+        env: &env,
+        service_dirs: &empty,
+        ignored: Vec::new(),
+    };
     let mut services = IndexMap::new();
     let mut disabled = IndexMap::new();
     let mut all_profiles: Vec<String> = Vec::new();
@@ -140,7 +176,8 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
                     all_profiles.push(p.clone());
                 }
             }
-            let enabled = s.profiles.is_empty() || active.iter().any(|a| a == "*" || s.profiles.contains(a));
+            let enabled =
+                s.profiles.is_empty() || active.iter().any(|a| a == "*" || s.profiles.contains(a));
             if enabled {
                 services.insert(sname.clone(), s);
             } else {
@@ -151,8 +188,18 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     services.sort_keys();
 
     let mut networks = normalize::networks(tree.get("networks"), &name)?;
-    if services.values().any(|s| s.networks.contains_key("default")) && !networks.contains_key("default") {
-        networks.insert("default".into(), Network { name: format!("{name}_default"), ..Default::default() });
+    if services
+        .values()
+        .any(|s| s.networks.contains_key("default"))
+        && !networks.contains_key("default")
+    {
+        networks.insert(
+            "default".into(),
+            Network {
+                name: format!("{name}_default"),
+                ..Default::default()
+            },
+        );
     }
     let volumes = normalize::volumes_top(tree.get("volumes"), &name)?;
     let raw = |k: &str| -> Extra {
@@ -165,7 +212,12 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
     let configs = named_resources(raw("configs"), &name, &working_dir);
     let extensions: Extra = tree
         .as_map()
-        .map(|m| m.iter().filter(|(k, _)| k.starts_with("x-")).map(|(k, v)| (k.clone(), yaml::to_json(v))).collect())
+        .map(|m| {
+            m.iter()
+                .filter(|(k, _)| k.starts_with("x-"))
+                .map(|(k, v)| (k.clone(), yaml::to_json(v)))
+                .collect()
+        })
         .unwrap_or_default();
 
     // One warning per key we keep but do not act on, naming the services using it.
@@ -176,11 +228,16 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         }
     }
     for (key, svcs) in ignored {
-        warnings.push(format!("services.*.{key} is parsed but not acted on by minicompose yet (used by: {})", svcs.join(", ")));
+        warnings.push(format!(
+            "services.*.{key} is parsed but not acted on by minicompose yet (used by: {})",
+            svcs.join(", ")
+        ));
     }
     for k in ["secrets", "configs", "models"] {
         if tree.get(k).is_some() {
-            warnings.push(format!("top-level {k} is parsed but not acted on by minicompose yet"));
+            warnings.push(format!(
+                "top-level {k} is parsed but not acted on by minicompose yet"
+            ));
         }
     }
 
@@ -218,13 +275,21 @@ fn named_resources(mut items: Extra, project: &str, dir: &std::path::Path) -> Ex
             *v = serde_json::Value::Object(Default::default());
         }
         let Some(m) = v.as_object_mut() else { continue };
-        let external = m.get("external").is_some_and(|e| e.as_bool() != Some(false));
+        let external = m
+            .get("external")
+            .is_some_and(|e| e.as_bool() != Some(false));
         if !m.contains_key("name") {
-            let n = if external { key.clone() } else { format!("{project}_{key}") };
+            let n = if external {
+                key.clone()
+            } else {
+                format!("{project}_{key}")
+            };
             m.insert("name".into(), serde_json::Value::String(n));
         }
         if let Some(serde_json::Value::String(f)) = m.get_mut("file") {
-            *f = normalize::resolve_path(dir, f).to_string_lossy().into_owned();
+            *f = normalize::resolve_path(dir, f)
+                .to_string_lossy()
+                .into_owned();
         }
     }
     items
@@ -238,7 +303,11 @@ fn sort_maps(p: &mut Project) {
     p.secrets.sort_keys();
     p.configs.sort_keys();
     p.extensions.sort_keys();
-    for s in p.services.values_mut().chain(p.disabled_services.values_mut()) {
+    for s in p
+        .services
+        .values_mut()
+        .chain(p.disabled_services.values_mut())
+    {
         s.depends_on.sort_keys();
         s.environment.sort_keys();
         s.labels.sort_keys();

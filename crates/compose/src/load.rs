@@ -33,12 +33,24 @@ pub struct Loader<'a> {
 
 impl<'a> Loader<'a> {
     pub fn new(env: &'a Env, interpolate: bool, cwd: PathBuf, stdin: Option<String>) -> Loader<'a> {
-        Loader { env, interpolate, cwd, stdin, unset: Vec::new(), version_files: Vec::new(), loading: Vec::new(), cache: HashMap::new() }
+        Loader {
+            env,
+            interpolate,
+            cwd,
+            stdin,
+            unset: Vec::new(),
+            version_files: Vec::new(),
+            loading: Vec::new(),
+            cache: HashMap::new(),
+        }
     }
 
     /// How a file is named in messages: relative to the working directory when inside it.
     fn display_name(&self, p: &FsPath) -> Arc<str> {
-        let shown = p.strip_prefix(&self.cwd).map(FsPath::to_path_buf).unwrap_or_else(|_| p.to_path_buf());
+        let shown = p
+            .strip_prefix(&self.cwd)
+            .map(FsPath::to_path_buf)
+            .unwrap_or_else(|_| p.to_path_buf());
         Arc::from(shown.to_string_lossy().as_ref())
     }
 
@@ -53,7 +65,11 @@ impl<'a> Loader<'a> {
                         std::io::stdin()
                             .take(MAX_FILE_BYTES)
                             .read_to_string(&mut t)
-                            .map_err(|e| Error::Invalid(format!("cannot read the compose file from stdin: {e}")))?;
+                            .map_err(|e| {
+                                Error::Invalid(format!(
+                                    "cannot read the compose file from stdin: {e}"
+                                ))
+                            })?;
                         t
                     }
                 };
@@ -61,15 +77,23 @@ impl<'a> Loader<'a> {
             }
             Source::Path(p) => {
                 let name = self.display_name(p);
-                let meta = std::fs::metadata(p).map_err(|e| Error::Invalid(format!("{name}: cannot read compose file: {e}")))?;
+                let meta = std::fs::metadata(p).map_err(|e| {
+                    Error::Invalid(format!("{name}: cannot read compose file: {e}"))
+                })?;
                 if !meta.is_file() {
                     return Err(Error::Invalid(format!("{name}: not a regular file")));
                 }
                 if meta.len() > MAX_FILE_BYTES {
-                    return Err(Error::Invalid(format!("{name}: compose file is larger than {MAX_FILE_BYTES} bytes")));
+                    return Err(Error::Invalid(format!(
+                        "{name}: compose file is larger than {MAX_FILE_BYTES} bytes"
+                    )));
                 }
-                let bytes = std::fs::read(p).map_err(|e| Error::Invalid(format!("{name}: cannot read compose file: {e}")))?;
-                let text = String::from_utf8(bytes).map_err(|_| Error::Invalid(format!("{name}: compose file is not valid UTF-8")))?;
+                let bytes = std::fs::read(p).map_err(|e| {
+                    Error::Invalid(format!("{name}: cannot read compose file: {e}"))
+                })?;
+                let text = String::from_utf8(bytes).map_err(|_| {
+                    Error::Invalid(format!("{name}: compose file is not valid UTF-8"))
+                })?;
                 Ok((name, text, p.clone()))
             }
         }
@@ -90,7 +114,11 @@ impl<'a> Loader<'a> {
             _ => return Err(Error::Invalid(format!("{name}: empty compose file"))),
         };
         if doc.as_map().is_none() {
-            return Err(Error::Invalid(format!("{}: the top level must be a mapping, not {}", doc.mark, doc.kind())));
+            return Err(Error::Invalid(format!(
+                "{}: the top level must be a mapping, not {}",
+                doc.mark,
+                doc.kind()
+            )));
         }
         let mut doc = doc;
         if self.interpolate {
@@ -107,8 +135,16 @@ impl<'a> Loader<'a> {
     pub fn load_file(&mut self, src: &Source) -> Result<Node, Error> {
         let (name, text, path) = self.read(src)?;
         if self.loading.contains(&path) {
-            let chain: Vec<String> = self.loading.iter().chain(std::iter::once(&path)).map(|p| p.display().to_string()).collect();
-            return Err(Error::Invalid(format!("{name}: include cycle: {}", chain.join(" -> "))));
+            let chain: Vec<String> = self
+                .loading
+                .iter()
+                .chain(std::iter::once(&path))
+                .map(|p| p.display().to_string())
+                .collect();
+            return Err(Error::Invalid(format!(
+                "{name}: include cycle: {}",
+                chain.join(" -> ")
+            )));
         }
         self.loading.push(path.clone());
         let result = self.load_parsed(&name, &text, &path);
@@ -130,24 +166,40 @@ impl<'a> Loader<'a> {
     }
 
     fn load_include(&mut self, entry: &Node, dir: &FsPath, i: usize) -> Result<Node, Error> {
-        let (paths, project_dir, env_files): (Vec<String>, Option<String>, Vec<String>) = match &entry.value {
-            Value::Scalar { text, .. } => (vec![text.clone()], None, Vec::new()),
-            Value::Map(m) => {
-                let list = |k: &str| -> Vec<String> {
-                    match m.get(k) {
-                        Some(n) => match n.as_seq() {
-                            Some(items) => items.iter().filter_map(Node::as_text).map(str::to_string).collect(),
-                            None => n.as_text().map(|s| vec![s.to_string()]).unwrap_or_default(),
-                        },
-                        None => Vec::new(),
-                    }
-                };
-                (list("path"), m.get("project_directory").and_then(Node::as_text).map(str::to_string), list("env_file"))
-            }
-            _ => (Vec::new(), None, Vec::new()),
-        };
+        let (paths, project_dir, env_files): (Vec<String>, Option<String>, Vec<String>) =
+            match &entry.value {
+                Value::Scalar { text, .. } => (vec![text.clone()], None, Vec::new()),
+                Value::Map(m) => {
+                    let list = |k: &str| -> Vec<String> {
+                        match m.get(k) {
+                            Some(n) => match n.as_seq() {
+                                Some(items) => items
+                                    .iter()
+                                    .filter_map(Node::as_text)
+                                    .map(str::to_string)
+                                    .collect(),
+                                None => {
+                                    n.as_text().map(|s| vec![s.to_string()]).unwrap_or_default()
+                                }
+                            },
+                            None => Vec::new(),
+                        }
+                    };
+                    (
+                        list("path"),
+                        m.get("project_directory")
+                            .and_then(Node::as_text)
+                            .map(str::to_string),
+                        list("env_file"),
+                    )
+                }
+                _ => (Vec::new(), None, Vec::new()),
+            };
         if paths.is_empty() {
-            return Err(Error::Invalid(format!("{}: include[{i}]: needs a path", entry.mark)));
+            return Err(Error::Invalid(format!(
+                "{}: include[{i}]: needs a path",
+                entry.mark
+            )));
         }
         let files: Vec<PathBuf> = paths.iter().map(|p| resolve_path(dir, p)).collect();
         let sub_dir = match &project_dir {
@@ -158,9 +210,15 @@ impl<'a> Loader<'a> {
         let mut env = self.env.clone();
         for f in &env_files {
             let f = resolve_path(dir, f);
-            let text = std::fs::read_to_string(&f)
-                .map_err(|e| Error::Invalid(format!("{}: include[{i}].env_file: cannot read {}: {e}", entry.mark, f.display())))?;
-            let parsed = crate::dotenv::parse(&text, self.env).map_err(|e| Error::Invalid(format!("{}:{e}", f.display())))?;
+            let text = std::fs::read_to_string(&f).map_err(|e| {
+                Error::Invalid(format!(
+                    "{}: include[{i}].env_file: cannot read {}: {e}",
+                    entry.mark,
+                    f.display()
+                ))
+            })?;
+            let parsed = crate::dotenv::parse(&text, self.env)
+                .map_err(|e| Error::Invalid(format!("{}:{e}", f.display())))?;
             for (k, v) in parsed {
                 if let (Some(v), false) = (v, self.env.contains_key(&k)) {
                     env.insert(k, v);
@@ -172,7 +230,11 @@ impl<'a> Loader<'a> {
         let mut merged: Option<Node> = None;
         for f in &files {
             if !f.is_file() {
-                return Err(Error::Invalid(format!("{}: include[{i}]: {} not found", entry.mark, f.display())));
+                return Err(Error::Invalid(format!(
+                    "{}: include[{i}]: {} not found",
+                    entry.mark,
+                    f.display()
+                )));
             }
             let d = sub.load_file(&Source::Path(f.clone()))?;
             merged = Some(match merged {
@@ -182,8 +244,13 @@ impl<'a> Loader<'a> {
         }
         self.unset.append(&mut sub.unset);
         self.version_files.append(&mut sub.version_files);
-        let mut doc = merged.unwrap_or_else(|| Node::new(Value::Map(IndexMap::new()), entry.mark.clone()));
-        if let Some(services) = doc.as_map_mut().and_then(|m| m.get_mut("services")).and_then(Node::as_map_mut) {
+        let mut doc =
+            merged.unwrap_or_else(|| Node::new(Value::Map(IndexMap::new()), entry.mark.clone()));
+        if let Some(services) = doc
+            .as_map_mut()
+            .and_then(|m| m.get_mut("services"))
+            .and_then(Node::as_map_mut)
+        {
             for s in services.values_mut() {
                 extends::absolutize_service(s, &sub_dir);
             }
@@ -198,7 +265,11 @@ impl FileLoader for Loader<'_> {
             return Ok(d.clone());
         }
         if !path.is_file() {
-            return Err(Error::Invalid(format!("{}: extends: file {} not found", at.mark, path.display())));
+            return Err(Error::Invalid(format!(
+                "{}: extends: file {} not found",
+                at.mark,
+                path.display()
+            )));
         }
         let (name, text, p) = self.read(&Source::Path(path.to_path_buf()))?;
         let doc = self.parse_text(&name, &text)?;
@@ -210,17 +281,25 @@ impl FileLoader for Loader<'_> {
 
 /// Add an included project's resources; the same name defined on both sides is an error.
 fn merge_included(doc: &mut Node, included: Node, entry: &Node, file: &str) -> Result<(), Error> {
-    let Value::Map(inc) = included.value else { return Ok(()) };
-    let Some(top) = doc.as_map_mut() else { return Ok(()) };
+    let Value::Map(inc) = included.value else {
+        return Ok(());
+    };
+    let Some(top) = doc.as_map_mut() else {
+        return Ok(());
+    };
     for section in ["services", "networks", "volumes", "secrets", "configs"] {
-        let Some(Value::Map(items)) = inc.get(section).map(|n| n.value.clone()) else { continue };
+        let Some(Value::Map(items)) = inc.get(section).map(|n| n.value.clone()) else {
+            continue;
+        };
         let target = top
             .entry(section.to_string())
             .or_insert_with(|| Node::new(Value::Map(IndexMap::new()), entry.mark.clone()));
         if target.is_null() {
             *target = Node::new(Value::Map(IndexMap::new()), entry.mark.clone());
         }
-        let Some(tm) = target.as_map_mut() else { continue };
+        let Some(tm) = target.as_map_mut() else {
+            continue;
+        };
         for (k, v) in items {
             if let Some(existing) = tm.get(&k) {
                 if yaml::to_json(existing) != yaml::to_json(&v) {

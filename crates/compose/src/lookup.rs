@@ -8,9 +8,18 @@ use crate::interpolate::Env;
 use crate::Error;
 
 /// Names looked for, in order of preference, in the working directory and its parents.
-pub const DEFAULT_FILES: [&str; 4] = ["compose.yaml", "compose.yml", "docker-compose.yml", "docker-compose.yaml"];
-const OVERRIDE_FILES: [&str; 4] =
-    ["compose.override.yaml", "compose.override.yml", "docker-compose.override.yml", "docker-compose.override.yaml"];
+pub const DEFAULT_FILES: [&str; 4] = [
+    "compose.yaml",
+    "compose.yml",
+    "docker-compose.yml",
+    "docker-compose.yaml",
+];
+const OVERRIDE_FILES: [&str; 4] = [
+    "compose.override.yaml",
+    "compose.override.yml",
+    "docker-compose.override.yml",
+    "docker-compose.override.yaml",
+];
 
 /// A compose file to read: a path, or `-` for stdin.
 #[derive(Clone, Debug, PartialEq)]
@@ -20,7 +29,12 @@ pub enum Source {
 }
 
 /// The files to load (`explicit` = given by -f or COMPOSE_FILE) plus any warnings.
-pub fn find_files(files: &[PathBuf], env: &Env, cwd: &Path, project_dir: Option<&Path>) -> Result<(Vec<Source>, Vec<String>), Error> {
+pub fn find_files(
+    files: &[PathBuf],
+    env: &Env,
+    cwd: &Path,
+    project_dir: Option<&Path>,
+) -> Result<(Vec<Source>, Vec<String>), Error> {
     let mut warnings = Vec::new();
     let to_source = |p: &Path| {
         if p.as_os_str() == "-" {
@@ -35,21 +49,50 @@ pub fn find_files(files: &[PathBuf], env: &Env, cwd: &Path, project_dir: Option<
         return Ok((files.iter().map(|p| to_source(p)).collect(), warnings));
     }
     if let Some(list) = env.get("COMPOSE_FILE").filter(|s| !s.is_empty()) {
-        let sep = env.get("COMPOSE_PATH_SEPARATOR").map(String::as_str).unwrap_or(":");
+        let sep = env
+            .get("COMPOSE_PATH_SEPARATOR")
+            .map(String::as_str)
+            .unwrap_or(":");
         let sep = if sep.is_empty() { ":" } else { sep };
-        return Ok((list.split(sep).filter(|s| !s.is_empty()).map(|s| to_source(Path::new(s))).collect(), warnings));
+        return Ok((
+            list.split(sep)
+                .filter(|s| !s.is_empty())
+                .map(|s| to_source(Path::new(s)))
+                .collect(),
+            warnings,
+        ));
     }
-    let start = project_dir.map(|d| if d.is_absolute() { d.to_path_buf() } else { cwd.join(d) }).unwrap_or_else(|| cwd.to_path_buf());
+    let start = project_dir
+        .map(|d| {
+            if d.is_absolute() {
+                d.to_path_buf()
+            } else {
+                cwd.join(d)
+            }
+        })
+        .unwrap_or_else(|| cwd.to_path_buf());
     let mut dir = Some(start.as_path());
     while let Some(d) = dir {
-        let found: Vec<PathBuf> = DEFAULT_FILES.iter().map(|n| d.join(n)).filter(|p| p.is_file()).collect();
+        let found: Vec<PathBuf> = DEFAULT_FILES
+            .iter()
+            .map(|n| d.join(n))
+            .filter(|p| p.is_file())
+            .collect();
         if let Some(first) = found.first() {
             if found.len() > 1 {
                 let names: Vec<String> = found.iter().map(|p| p.display().to_string()).collect();
-                warnings.push(format!("Found multiple config files with supported names: {}; using {}", names.join(", "), first.display()));
+                warnings.push(format!(
+                    "Found multiple config files with supported names: {}; using {}",
+                    names.join(", "),
+                    first.display()
+                ));
             }
             let mut out = vec![Source::Path(first.clone())];
-            if let Some(o) = OVERRIDE_FILES.iter().map(|n| d.join(n)).find(|p| p.is_file()) {
+            if let Some(o) = OVERRIDE_FILES
+                .iter()
+                .map(|n| d.join(n))
+                .find(|p| p.is_file())
+            {
                 out.push(Source::Path(o));
             }
             return Ok((out, warnings));
@@ -65,12 +108,29 @@ pub fn find_files(files: &[PathBuf], env: &Env, cwd: &Path, project_dir: Option<
 
 /// Variables for interpolation: the env files (or `<project dir>/.env`), overridden by
 /// the process environment.
-pub fn environment(process: &Env, env_files: &[PathBuf], project_dir: &Path, cwd: &Path) -> Result<Env, Error> {
+pub fn environment(
+    process: &Env,
+    env_files: &[PathBuf],
+    project_dir: &Path,
+    cwd: &Path,
+) -> Result<Env, Error> {
     let mut env = Env::new();
     let files: Vec<(PathBuf, bool)> = if env_files.is_empty() {
         vec![(project_dir.join(".env"), false)]
     } else {
-        env_files.iter().map(|f| (if f.is_absolute() { f.clone() } else { cwd.join(f) }, true)).collect()
+        env_files
+            .iter()
+            .map(|f| {
+                (
+                    if f.is_absolute() {
+                        f.clone()
+                    } else {
+                        cwd.join(f)
+                    },
+                    true,
+                )
+            })
+            .collect()
     };
     for (path, required) in files {
         let text = match std::fs::read_to_string(&path) {
@@ -80,11 +140,17 @@ pub fn environment(process: &Env, env_files: &[PathBuf], project_dir: &Path, cwd
                 let _ = e;
                 continue;
             }
-            Err(e) => return Err(Error::Invalid(format!("cannot read env file {}: {e}", path.display()))),
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "cannot read env file {}: {e}",
+                    path.display()
+                )))
+            }
         };
         let mut scope = process.clone();
         scope.extend(env.clone());
-        let parsed = crate::dotenv::parse(&text, &scope).map_err(|e| Error::Invalid(format!("{}:{e}", path.display())))?;
+        let parsed = crate::dotenv::parse(&text, &scope)
+            .map_err(|e| Error::Invalid(format!("{}:{e}", path.display())))?;
         for (k, v) in parsed {
             if let Some(v) = v {
                 env.insert(k, v);
@@ -99,21 +165,40 @@ pub fn environment(process: &Env, env_files: &[PathBuf], project_dir: &Path, cwd
 
 /// Lowercase, keep `[a-z0-9_-]`, and drop leading `_`/`-` (docker's normalization).
 pub fn normalize_name(raw: &str) -> String {
-    let s: String = raw.to_lowercase().chars().filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-').collect();
+    let s: String = raw
+        .to_lowercase()
+        .chars()
+        .filter(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '_' || *c == '-')
+        .collect();
     s.trim_start_matches(['_', '-']).to_string()
 }
 
 pub fn is_valid_name(name: &str) -> bool {
     !name.is_empty()
-        && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
-        && name.chars().next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-')
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
 }
 
 /// `-p` > `COMPOSE_PROJECT_NAME` > `name:` > the project directory's name.
-pub fn project_name(flag: Option<&str>, env: &Env, top_level: Option<&str>, dir: &Path) -> Result<String, Error> {
+pub fn project_name(
+    flag: Option<&str>,
+    env: &Env,
+    top_level: Option<&str>,
+    dir: &Path,
+) -> Result<String, Error> {
     let explicit = [
         (flag, "-p"),
-        (env.get("COMPOSE_PROJECT_NAME").map(String::as_str).filter(|s| !s.is_empty()), "COMPOSE_PROJECT_NAME"),
+        (
+            env.get("COMPOSE_PROJECT_NAME")
+                .map(String::as_str)
+                .filter(|s| !s.is_empty()),
+            "COMPOSE_PROJECT_NAME",
+        ),
         (top_level.filter(|s| !s.is_empty()), "the top-level name:"),
     ];
     for (value, from) in explicit {
@@ -126,7 +211,10 @@ pub fn project_name(flag: Option<&str>, env: &Env, top_level: Option<&str>, dir:
             return Ok(v.to_string());
         }
     }
-    let base = dir.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let base = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     let name = normalize_name(&base);
     if name.is_empty() {
         return Err(Error::Invalid(format!(
@@ -142,6 +230,7 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn project_naming_table() {
         let mut env = Env::new();
         let dir = Path::new("/tmp/My_App.v2");
@@ -151,7 +240,12 @@ mod tests {
             (Some("flag"), Some("envname"), Some("top"), Ok("flag")),
             (None, Some("envname"), Some("top"), Ok("envname")),
             (None, None, Some("top"), Ok("top")),
-            (Some("Bad Name"), None, None, Err("invalid project name \"Bad Name\" (from -p)")),
+            (
+                Some("Bad Name"),
+                None,
+                None,
+                Err("invalid project name \"Bad Name\" (from -p)"),
+            ),
             (None, Some("-x"), None, Err("(from COMPOSE_PROJECT_NAME)")),
             (None, None, Some("UPPER"), Err("(from the top-level name:)")),
         ];

@@ -39,13 +39,24 @@ fn rule(path: &[&str]) -> Rule {
         | ["networks" | "volumes" | "secrets" | "configs", _, "labels"] => KeyValue,
         ["services", _, "depends_on" | "networks"] => NameMap,
         ["services", _, "ports"] => AppendUnique,
-        [
-            "services",
-            _,
-            "dns" | "dns_search" | "dns_opt" | "tmpfs" | "env_file" | "expose" | "cap_add" | "cap_drop"
-            | "security_opt" | "devices" | "extra_hosts" | "external_links" | "links" | "volumes_from"
-            | "group_add" | "profiles" | "device_cgroup_rules" | "label_file",
-        ] => AppendUnique,
+        ["services", _, "dns"
+        | "dns_search"
+        | "dns_opt"
+        | "tmpfs"
+        | "env_file"
+        | "expose"
+        | "cap_add"
+        | "cap_drop"
+        | "security_opt"
+        | "devices"
+        | "extra_hosts"
+        | "external_links"
+        | "links"
+        | "volumes_from"
+        | "group_add"
+        | "profiles"
+        | "device_cgroup_rules"
+        | "label_file"] => AppendUnique,
         ["services", _, "volumes"] => ByVolumeTarget,
         ["services", _, "secrets" | "configs"] => BySource,
         ["services", _, "build"] => Build,
@@ -85,7 +96,12 @@ fn merge_at(base: Node, over: Node, path: &mut Vec<String>) -> Node {
                     items.push(item);
                 }
             }
-            Node { value: Value::Seq(items), mark, key_mark, tag: None }
+            Node {
+                value: Value::Seq(items),
+                mark,
+                key_mark,
+                tag: None,
+            }
         }
         Rule::ByVolumeTarget => by_key(base, over, volume_target),
         Rule::BySource => by_key(base, over, source_of),
@@ -107,9 +123,19 @@ fn deep(base: Node, over: Node, path: &mut Vec<String>) -> Node {
                 };
                 b.insert(k, merged);
             }
-            Node { value: Value::Map(b), mark: over.mark, key_mark: over.key_mark, tag: over.tag }
+            Node {
+                value: Value::Map(b),
+                mark: over.mark,
+                key_mark: over.key_mark,
+                tag: over.tag,
+            }
         }
-        (_, value) => Node { value, mark: over.mark, key_mark: over.key_mark, tag: over.tag },
+        (_, value) => Node {
+            value,
+            mark: over.mark,
+            key_mark: over.key_mark,
+            tag: over.tag,
+        },
     }
 }
 
@@ -128,7 +154,9 @@ pub fn into_list(n: Node) -> Vec<Node> {
 
 /// `["A=1", "B"]` → `{A: "1", B: null}`; maps are kept.
 pub fn key_value_map(n: Node) -> Node {
-    let Value::Seq(items) = &n.value else { return n };
+    let Value::Seq(items) = &n.value else {
+        return n;
+    };
     let mut map = IndexMap::new();
     for item in items {
         let Some(text) = item.as_text() else { return n };
@@ -138,12 +166,17 @@ pub fn key_value_map(n: Node) -> Node {
         };
         map.insert(k, v);
     }
-    Node { value: Value::Map(map), ..n }
+    Node {
+        value: Value::Map(map),
+        ..n
+    }
 }
 
 /// `[a, b]` → `{a: null, b: null}` (service networks, depends_on); maps are kept.
 pub fn name_map(n: Node) -> Node {
-    let Value::Seq(items) = &n.value else { return n };
+    let Value::Seq(items) = &n.value else {
+        return n;
+    };
     let mut map = IndexMap::new();
     for item in items {
         let Some(text) = item.as_text() else { return n };
@@ -151,14 +184,20 @@ pub fn name_map(n: Node) -> Node {
         v.key_mark = item.mark.clone();
         map.insert(text.to_string(), v);
     }
-    Node { value: Value::Map(map), ..n }
+    Node {
+        value: Value::Map(map),
+        ..n
+    }
 }
 
 fn build_map(n: Node) -> Node {
     if n.as_text().is_some() {
         let mut map = IndexMap::new();
         map.insert("context".to_string(), n.clone());
-        return Node { value: Value::Map(map), ..n };
+        return Node {
+            value: Value::Map(map),
+            ..n
+        };
     }
     n
 }
@@ -174,7 +213,12 @@ fn by_key(base: Node, over: Node, key: fn(&Node) -> Option<String>) -> Node {
             None => items.push(item),
         }
     }
-    Node { value: Value::Seq(items), mark, key_mark, tag: None }
+    Node {
+        value: Value::Seq(items),
+        mark,
+        key_mark,
+        tag: None,
+    }
 }
 
 /// The container path of a volume entry, short or long syntax.
@@ -220,7 +264,9 @@ mod tests {
     use std::sync::Arc;
 
     fn doc(t: &str) -> Node {
-        crate::yaml::parse(&Arc::from("t.yml"), t).unwrap().remove(0)
+        crate::yaml::parse(&Arc::from("t.yml"), t)
+            .unwrap()
+            .remove(0)
     }
 
     fn merged(a: &str, b: &str) -> serde_json::Value {
@@ -231,26 +277,126 @@ mod tests {
 
     /// (base, override, expected merged JSON of services.s)
     const CASES: &[(&str, &str, &str, &str)] = &[
-        ("scalars replaced", "image: a", "image: b", r#"{"image":"b"}"#),
-        ("new keys added", "image: a", "user: x", r#"{"image":"a","user":"x"}"#),
-        ("command replaced", "command: [a, b]", "command: [c]", r#"{"command":["c"]}"#),
-        ("entrypoint replaced", "entrypoint: a b", "entrypoint: [c]", r#"{"entrypoint":["c"]}"#),
-        ("healthcheck.test replaced", "healthcheck: {test: [CMD, a], retries: 2}", "healthcheck: {test: [CMD, b]}", r#"{"healthcheck":{"test":["CMD","b"],"retries":2}}"#),
-        ("environment list+map", "environment: [A=1, B=2]", "environment: {B: 3, C: 4}", r#"{"environment":{"A":"1","B":3,"C":4}}"#),
-        ("labels map+list", "labels: {a: x}", "labels: [b=y]", r#"{"labels":{"a":"x","b":"y"}}"#),
-        ("ports appended, dups dropped", "ports: ['80:80', '443:443']", "ports: ['80:80', '8080:80']", r#"{"ports":["80:80","443:443","8080:80"]}"#),
-        ("volumes merged by target", "volumes: ['./a:/data', 'v:/other']", "volumes: ['./b:/data']", r#"{"volumes":["./b:/data","v:/other"]}"#),
-        ("volumes long by target", "volumes: [{type: bind, source: ./a, target: /d}]", "volumes: ['./b:/d:ro']", r#"{"volumes":["./b:/d:ro"]}"#),
-        ("dns string+list", "dns: 8.8.8.8", "dns: [1.1.1.1, 8.8.8.8]", r#"{"dns":["8.8.8.8","1.1.1.1"]}"#),
-        ("depends_on list+map", "depends_on: [db]", "depends_on: {cache: {condition: service_healthy}}", r#"{"depends_on":{"db":null,"cache":{"condition":"service_healthy"}}}"#),
-        ("networks list+map", "networks: [front]", "networks: {front: {aliases: [x]}}", r#"{"networks":{"front":{"aliases":["x"]}}}"#),
-        ("build string+map", "build: ./app", "build: {dockerfile: D}", r#"{"build":{"context":"./app","dockerfile":"D"}}"#),
-        ("secrets by source", "secrets: [a, {source: b, target: x}]", "secrets: [{source: b, target: y}]", r#"{"secrets":["a",{"source":"b","target":"y"}]}"#),
-        ("!reset removes", "ports: ['80:80']\nimage: a", "ports: !reset []", r#"{"image":"a"}"#),
-        ("!override replaces", "environment: {A: 1}", "environment: !override {B: 2}", r#"{"environment":{"B":2}}"#),
-        ("deep maps merge", "deploy: {resources: {limits: {cpus: '1'}}}", "deploy: {resources: {limits: {memory: 1g}}}", r#"{"deploy":{"resources":{"limits":{"cpus":"1","memory":"1g"}}}}"#),
-        ("cap_add unique", "cap_add: [A]", "cap_add: [A, B]", r#"{"cap_add":["A","B"]}"#),
-        ("ulimits replaced per key", "ulimits: {nofile: {soft: 1, hard: 2}}", "ulimits: {nofile: 5}", r#"{"ulimits":{"nofile":5}}"#),
+        (
+            "scalars replaced",
+            "image: a",
+            "image: b",
+            r#"{"image":"b"}"#,
+        ),
+        (
+            "new keys added",
+            "image: a",
+            "user: x",
+            r#"{"image":"a","user":"x"}"#,
+        ),
+        (
+            "command replaced",
+            "command: [a, b]",
+            "command: [c]",
+            r#"{"command":["c"]}"#,
+        ),
+        (
+            "entrypoint replaced",
+            "entrypoint: a b",
+            "entrypoint: [c]",
+            r#"{"entrypoint":["c"]}"#,
+        ),
+        (
+            "healthcheck.test replaced",
+            "healthcheck: {test: [CMD, a], retries: 2}",
+            "healthcheck: {test: [CMD, b]}",
+            r#"{"healthcheck":{"test":["CMD","b"],"retries":2}}"#,
+        ),
+        (
+            "environment list+map",
+            "environment: [A=1, B=2]",
+            "environment: {B: 3, C: 4}",
+            r#"{"environment":{"A":"1","B":3,"C":4}}"#,
+        ),
+        (
+            "labels map+list",
+            "labels: {a: x}",
+            "labels: [b=y]",
+            r#"{"labels":{"a":"x","b":"y"}}"#,
+        ),
+        (
+            "ports appended, dups dropped",
+            "ports: ['80:80', '443:443']",
+            "ports: ['80:80', '8080:80']",
+            r#"{"ports":["80:80","443:443","8080:80"]}"#,
+        ),
+        (
+            "volumes merged by target",
+            "volumes: ['./a:/data', 'v:/other']",
+            "volumes: ['./b:/data']",
+            r#"{"volumes":["./b:/data","v:/other"]}"#,
+        ),
+        (
+            "volumes long by target",
+            "volumes: [{type: bind, source: ./a, target: /d}]",
+            "volumes: ['./b:/d:ro']",
+            r#"{"volumes":["./b:/d:ro"]}"#,
+        ),
+        (
+            "dns string+list",
+            "dns: 8.8.8.8",
+            "dns: [1.1.1.1, 8.8.8.8]",
+            r#"{"dns":["8.8.8.8","1.1.1.1"]}"#,
+        ),
+        (
+            "depends_on list+map",
+            "depends_on: [db]",
+            "depends_on: {cache: {condition: service_healthy}}",
+            r#"{"depends_on":{"db":null,"cache":{"condition":"service_healthy"}}}"#,
+        ),
+        (
+            "networks list+map",
+            "networks: [front]",
+            "networks: {front: {aliases: [x]}}",
+            r#"{"networks":{"front":{"aliases":["x"]}}}"#,
+        ),
+        (
+            "build string+map",
+            "build: ./app",
+            "build: {dockerfile: D}",
+            r#"{"build":{"context":"./app","dockerfile":"D"}}"#,
+        ),
+        (
+            "secrets by source",
+            "secrets: [a, {source: b, target: x}]",
+            "secrets: [{source: b, target: y}]",
+            r#"{"secrets":["a",{"source":"b","target":"y"}]}"#,
+        ),
+        (
+            "!reset removes",
+            "ports: ['80:80']\nimage: a",
+            "ports: !reset []",
+            r#"{"image":"a"}"#,
+        ),
+        (
+            "!override replaces",
+            "environment: {A: 1}",
+            "environment: !override {B: 2}",
+            r#"{"environment":{"B":2}}"#,
+        ),
+        (
+            "deep maps merge",
+            "deploy: {resources: {limits: {cpus: '1'}}}",
+            "deploy: {resources: {limits: {memory: 1g}}}",
+            r#"{"deploy":{"resources":{"limits":{"cpus":"1","memory":"1g"}}}}"#,
+        ),
+        (
+            "cap_add unique",
+            "cap_add: [A]",
+            "cap_add: [A, B]",
+            r#"{"cap_add":["A","B"]}"#,
+        ),
+        (
+            "ulimits replaced per key",
+            "ulimits: {nofile: {soft: 1, hard: 2}}",
+            "ulimits: {nofile: 5}",
+            r#"{"ulimits":{"nofile":5}}"#,
+        ),
     ];
 
     #[test]

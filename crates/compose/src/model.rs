@@ -142,7 +142,10 @@ pub struct Service {
     pub shm_size: Option<u64>,
     #[serde(skip_serializing_if = "is_false")]
     pub stdin_open: bool,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "duration_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_opt"
+    )]
     pub stop_grace_period: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stop_signal: Option<String>,
@@ -174,7 +177,9 @@ pub struct Service {
 impl Service {
     /// How many containers to run: `scale`, else `deploy.replicas`, else 1.
     pub fn replicas(&self) -> u32 {
-        self.scale.or_else(|| self.deploy.as_ref().and_then(|d| d.replicas)).unwrap_or(1)
+        self.scale
+            .or_else(|| self.deploy.as_ref().and_then(|d| d.replicas))
+            .unwrap_or(1)
     }
 }
 
@@ -240,11 +245,17 @@ pub struct Resource {
 pub struct RestartPolicy {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub condition: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "duration_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_opt"
+    )]
     pub delay: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub max_attempts: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "duration_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_opt"
+    )]
     pub window: Option<Duration>,
 }
 
@@ -268,15 +279,27 @@ pub struct Healthcheck {
     /// `["CMD", …]`, `["CMD-SHELL", "…"]` or `["NONE"]`.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub test: Vec<String>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "duration_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_opt"
+    )]
     pub timeout: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "duration_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_opt"
+    )]
     pub interval: Option<Duration>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retries: Option<u64>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "duration_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_opt"
+    )]
     pub start_period: Option<Duration>,
-    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "duration_opt")]
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "duration_opt"
+    )]
     pub start_interval: Option<Duration>,
     #[serde(skip_serializing_if = "is_false")]
     pub disable: bool,
@@ -443,13 +466,17 @@ fn duration_opt<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::E
 impl Project {
     /// The project as `docker compose config` prints it.
     pub fn to_yaml(&self) -> Result<String, crate::Error> {
-        serde_yaml_ng::to_string(self).map_err(|e| crate::Error::Other(anyhow::anyhow!("cannot render the project as YAML: {e}")))
+        serde_yaml_ng::to_string(self).map_err(|e| {
+            crate::Error::Other(anyhow::anyhow!("cannot render the project as YAML: {e}"))
+        })
     }
 
     /// The project as `docker compose config --format json` prints it.
     pub fn to_json(&self) -> Result<String, crate::Error> {
         serde_json::to_string_pretty(self)
             .map(|s| s + "\n")
-            .map_err(|e| crate::Error::Other(anyhow::anyhow!("cannot render the project as JSON: {e}")))
+            .map_err(|e| {
+                crate::Error::Other(anyhow::anyhow!("cannot render the project as JSON: {e}"))
+            })
     }
 }

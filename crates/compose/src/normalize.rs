@@ -58,7 +58,10 @@ pub fn boolean(n: &Node, p: &Path) -> Result<bool, Error> {
 pub fn integer(n: &Node, p: &Path) -> Result<i64, Error> {
     match n.typed() {
         Some(Typed::Int(i)) => Ok(i),
-        Some(Typed::Str(s)) => s.trim().parse().map_err(|_| err(n, p, format!("must be an integer, not \"{s}\""))),
+        Some(Typed::Str(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| err(n, p, format!("must be an integer, not \"{s}\""))),
         _ => Err(err(n, p, format!("must be an integer, not {}", n.kind()))),
     }
 }
@@ -72,7 +75,10 @@ fn float(n: &Node, p: &Path) -> Result<f64, Error> {
     let v = match n.typed() {
         Some(Typed::Int(i)) => i as f64,
         Some(Typed::Float(f)) => f,
-        Some(Typed::Str(s)) => s.trim().parse().map_err(|_| err(n, p, format!("must be a number, not \"{s}\"")))?,
+        Some(Typed::Str(s)) => s
+            .trim()
+            .parse()
+            .map_err(|_| err(n, p, format!("must be a number, not \"{s}\"")))?,
         _ => return Err(err(n, p, format!("must be a number, not {}", n.kind()))),
     };
     if !v.is_finite() || v < 0.0 {
@@ -85,15 +91,25 @@ fn duration(n: &Node, p: &Path) -> Result<std::time::Duration, Error> {
     match n.typed() {
         Some(Typed::Str(s)) => units::parse_duration(s).map_err(|e| err(n, p, e)),
         Some(Typed::Int(0)) => Ok(std::time::Duration::ZERO),
-        _ => Err(err(n, p, format!("must be a duration such as \"30s\", not {}", n.kind()))),
+        _ => Err(err(
+            n,
+            p,
+            format!("must be a duration such as \"30s\", not {}", n.kind()),
+        )),
     }
 }
 
 fn bytes(n: &Node, p: &Path) -> Result<u64, Error> {
     match n.typed() {
-        Some(Typed::Int(i)) => u64::try_from(i).map_err(|_| err(n, p, format!("must not be negative, got {i}"))),
+        Some(Typed::Int(i)) => {
+            u64::try_from(i).map_err(|_| err(n, p, format!("must not be negative, got {i}")))
+        }
         Some(Typed::Str(s)) => units::parse_bytes(s).map_err(|e| err(n, p, e)),
-        _ => Err(err(n, p, format!("must be a size such as \"512m\", not {}", n.kind()))),
+        _ => Err(err(
+            n,
+            p,
+            format!("must be a size such as \"512m\", not {}", n.kind()),
+        )),
     }
 }
 
@@ -101,7 +117,11 @@ fn bytes(n: &Node, p: &Path) -> Result<u64, Error> {
 fn string_list(n: &Node, p: &Path) -> Result<Vec<String>, Error> {
     match &n.value {
         Value::Null => Ok(Vec::new()),
-        Value::Seq(items) => items.iter().enumerate().map(|(i, it)| string(it, &p.index(i))).collect(),
+        Value::Seq(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, it)| string(it, &p.index(i)))
+            .collect(),
         _ => Ok(vec![string(n, p)?]),
     }
 }
@@ -125,22 +145,38 @@ fn kv_map(n: &Node, p: &Path) -> Result<IndexMap<String, Option<String>>, Error>
                 let val = match &v.value {
                     Value::Null => None,
                     Value::Scalar { text, .. } => Some(text.clone()),
-                    _ => return Err(err(v, &p.key(k), format!("must be a string, number or boolean, not {}", v.kind()))),
+                    _ => {
+                        return Err(err(
+                            v,
+                            &p.key(k),
+                            format!("must be a string, number or boolean, not {}", v.kind()),
+                        ))
+                    }
                 };
                 out.insert(k.clone(), val);
             }
         }
-        Value::Scalar { .. } => return Err(err(n, p, "must be a mapping or a list of KEY=VALUE strings")),
+        Value::Scalar { .. } => {
+            return Err(err(
+                n,
+                p,
+                "must be a mapping or a list of KEY=VALUE strings",
+            ))
+        }
     }
     Ok(out)
 }
 
 fn labels(n: &Node, p: &Path) -> Result<IndexMap<String, String>, Error> {
-    Ok(kv_map(n, p)?.into_iter().map(|(k, v)| (k, v.unwrap_or_default())).collect())
+    Ok(kv_map(n, p)?
+        .into_iter()
+        .map(|(k, v)| (k, v.unwrap_or_default()))
+        .collect())
 }
 
 fn map_of<'n>(n: &'n Node, p: &Path) -> Result<&'n IndexMap<String, Node>, Error> {
-    n.as_map().ok_or_else(|| err(n, p, format!("must be a mapping, not {}", n.kind())))
+    n.as_map()
+        .ok_or_else(|| err(n, p, format!("must be a mapping, not {}", n.kind())))
 }
 
 /// `~` → $HOME, relative → against `base`.
@@ -193,9 +229,13 @@ fn command(n: &Node, p: &Path) -> Result<Option<Vec<String>>, Error> {
         Value::Seq(_) => Ok(Some(string_list(n, p)?)),
         _ => {
             let s = string(n, p)?;
-            shlex::split(&s)
-                .map(Some)
-                .ok_or_else(|| err(n, p, format!("cannot split \"{s}\" into words: unbalanced quotes")))
+            shlex::split(&s).map(Some).ok_or_else(|| {
+                err(
+                    n,
+                    p,
+                    format!("cannot split \"{s}\" into words: unbalanced quotes"),
+                )
+            })
         }
     }
 }
@@ -208,7 +248,11 @@ impl Cx<'_> {
     pub fn service(&mut self, name: &str, n: &Node) -> Result<Service, Error> {
         let p = Path::of(&["services", name]);
         let m = map_of(n, &p)?;
-        let dir = self.service_dirs.get(name).cloned().unwrap_or_else(|| self.working_dir.to_path_buf());
+        let dir = self
+            .service_dirs
+            .get(name)
+            .cloned()
+            .unwrap_or_else(|| self.working_dir.to_path_buf());
         let mut s = Service::default();
         let mut environment_node = None;
         for (key, v) in m {
@@ -261,7 +305,11 @@ impl Cx<'_> {
                 "pull_policy" => s.pull_policy = opt_string(v, &p)?,
                 "read_only" => s.read_only = boolean(v, &p)?,
                 "restart" => s.restart = Some(restart(v, &p)?),
-                "scale" => s.scale = Some(u32::try_from(unsigned(v, &p)?).map_err(|_| err(v, &p, "is too large"))?),
+                "scale" => {
+                    s.scale = Some(
+                        u32::try_from(unsigned(v, &p)?).map_err(|_| err(v, &p, "is too large"))?,
+                    )
+                }
                 "security_opt" => s.security_opt = string_list(v, &p)?,
                 "shm_size" => s.shm_size = Some(bytes(v, &p)?),
                 "stdin_open" => s.stdin_open = boolean(v, &p)?,
@@ -318,7 +366,11 @@ impl Cx<'_> {
     }
 
     fn build(&self, n: &Node, p: &Path, dir: &FsPath) -> Result<Build, Error> {
-        let mut b = Build { context: ".".into(), dockerfile: "Dockerfile".into(), ..Default::default() };
+        let mut b = Build {
+            context: ".".into(),
+            dockerfile: "Dockerfile".into(),
+            ..Default::default()
+        };
         match &n.value {
             Value::Scalar { text, .. } => b.context = text.clone(),
             Value::Map(m) => {
@@ -337,10 +389,18 @@ impl Cx<'_> {
                     }
                 }
             }
-            _ => return Err(err(n, p, format!("must be a path or a mapping, not {}", n.kind()))),
+            _ => {
+                return Err(err(
+                    n,
+                    p,
+                    format!("must be a path or a mapping, not {}", n.kind()),
+                ))
+            }
         }
         if !is_remote_context(&b.context) {
-            b.context = resolve_path_home(dir, &b.context, self.home()).to_string_lossy().into_owned();
+            b.context = resolve_path_home(dir, &b.context, self.home())
+                .to_string_lossy()
+                .into_owned();
         }
         for (k, v) in b.args.iter_mut() {
             if v.is_none() {
@@ -371,20 +431,36 @@ fn depends_on(n: &Node, p: &Path) -> Result<IndexMap<String, Dependency>, Error>
         Value::Seq(items) => {
             for (i, it) in items.iter().enumerate() {
                 let name = string(it, &p.index(i))?;
-                out.insert(name, Dependency { condition: "service_started".into(), restart: false, required: true });
+                out.insert(
+                    name,
+                    Dependency {
+                        condition: "service_started".into(),
+                        restart: false,
+                        required: true,
+                    },
+                );
             }
         }
         Value::Map(m) => {
             for (name, v) in m {
                 let p = p.key(name);
-                let mut d = Dependency { condition: "service_started".into(), restart: false, required: true };
+                let mut d = Dependency {
+                    condition: "service_started".into(),
+                    restart: false,
+                    required: true,
+                };
                 if let Some(dm) = v.as_map() {
                     for (k, x) in dm {
                         let p = p.key(k);
                         match k.as_str() {
                             "condition" => {
                                 let c = string(x, &p)?;
-                                if !matches!(c.as_str(), "service_started" | "service_healthy" | "service_completed_successfully") {
+                                if !matches!(
+                                    c.as_str(),
+                                    "service_started"
+                                        | "service_healthy"
+                                        | "service_completed_successfully"
+                                ) {
                                     return Err(err(x, &p, format!("unknown condition \"{c}\" (service_started, service_healthy or service_completed_successfully)")));
                                 }
                                 d.condition = c;
@@ -410,7 +486,10 @@ fn deploy(n: &Node, p: &Path) -> Result<Option<Deploy>, Error> {
     for (k, v) in m {
         let p = p.key(k);
         match k.as_str() {
-            "replicas" => d.replicas = Some(u32::try_from(unsigned(v, &p)?).map_err(|_| err(v, &p, "is too large"))?),
+            "replicas" => {
+                d.replicas =
+                    Some(u32::try_from(unsigned(v, &p)?).map_err(|_| err(v, &p, "is too large"))?)
+            }
             "resources" => {
                 let rm = map_of(v, &p)?;
                 let mut r = Resources::default();
@@ -486,12 +565,26 @@ fn devices(n: &Node, p: &Path) -> Result<Vec<Device>, Error> {
             [s, t] if t.starts_with('/') => (*s, *t, "rwm"),
             [s, perm] => (*s, *s, *perm),
             [s, t, perm] => (*s, *t, *perm),
-            _ => return Err(err(it, &p, format!("invalid device \"{s}\": expected SOURCE[:TARGET[:PERMISSIONS]]"))),
+            _ => {
+                return Err(err(
+                    it,
+                    &p,
+                    format!("invalid device \"{s}\": expected SOURCE[:TARGET[:PERMISSIONS]]"),
+                ))
+            }
         };
         if !perms.chars().all(|c| "rwm".contains(c)) || perms.is_empty() {
-            return Err(err(it, &p, format!("invalid device \"{s}\": permissions must be made of r, w and m")));
+            return Err(err(
+                it,
+                &p,
+                format!("invalid device \"{s}\": permissions must be made of r, w and m"),
+            ));
         }
-        out.push(Device { source: source.into(), target: target.into(), permissions: perms.into() });
+        out.push(Device {
+            source: source.into(),
+            target: target.into(),
+            permissions: perms.into(),
+        });
     }
     Ok(out)
 }
@@ -503,22 +596,43 @@ fn env_files(n: &Node, p: &Path, dir: &FsPath, home: Option<&str>) -> Result<Vec
     };
     let mut out = Vec::new();
     for (i, it) in items {
-        let p = if n.as_seq().is_some() { p.index(i) } else { p.clone() };
+        let p = if n.as_seq().is_some() {
+            p.index(i)
+        } else {
+            p.clone()
+        };
         let (path, required, format) = match it.as_map() {
             Some(m) => {
-                let path = m.get("path").ok_or_else(|| err(it, &p, "needs a \"path\""))?;
-                let required = m.get("required").map(|r| boolean(r, &p.key("required"))).transpose()?.unwrap_or(true);
-                let format = m.get("format").map(|f| string(f, &p.key("format"))).transpose()?;
+                let path = m
+                    .get("path")
+                    .ok_or_else(|| err(it, &p, "needs a \"path\""))?;
+                let required = m
+                    .get("required")
+                    .map(|r| boolean(r, &p.key("required")))
+                    .transpose()?
+                    .unwrap_or(true);
+                let format = m
+                    .get("format")
+                    .map(|f| string(f, &p.key("format")))
+                    .transpose()?;
                 (string(path, &p.key("path"))?, required, format)
             }
             None => (string(it, &p)?, true, None),
         };
-        out.push(EnvFile { path: resolve_path_home(dir, &path, home), required, format });
+        out.push(EnvFile {
+            path: resolve_path_home(dir, &path, home),
+            required,
+            format,
+        });
     }
     Ok(out)
 }
 
-fn read_env_file(f: &EnvFile, env: &Env, at: &Node) -> Result<Vec<(String, Option<String>)>, Error> {
+fn read_env_file(
+    f: &EnvFile,
+    env: &Env,
+    at: &Node,
+) -> Result<Vec<(String, Option<String>)>, Error> {
     let text = match std::fs::read_to_string(&f.path) {
         Ok(t) => t,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && !f.required => return Ok(Vec::new()),
@@ -530,7 +644,8 @@ fn read_env_file(f: &EnvFile, env: &Env, at: &Node) -> Result<Vec<(String, Optio
             )))
         }
     };
-    crate::dotenv::parse(&text, env).map_err(|e| Error::Invalid(format!("{}:{e}", f.path.display())))
+    crate::dotenv::parse(&text, env)
+        .map_err(|e| Error::Invalid(format!("{}:{e}", f.path.display())))
 }
 
 fn extra_hosts(n: &Node, p: &Path) -> Result<Vec<String>, Error> {
@@ -554,7 +669,11 @@ fn extra_hosts(n: &Node, p: &Path) -> Result<Vec<String>, Error> {
                     }
                     _ => {
                         let at = n.as_seq().and_then(|s| s.get(i)).unwrap_or(n);
-                        return Err(err(at, &p.index(i), format!("invalid extra host \"{entry}\": expected HOST=IP or HOST:IP")));
+                        return Err(err(
+                            at,
+                            &p.index(i),
+                            format!("invalid extra host \"{entry}\": expected HOST=IP or HOST:IP"),
+                        ));
                     }
                 }
             }
@@ -576,7 +695,11 @@ fn healthcheck(n: &Node, p: &Path) -> Result<Healthcheck, Error> {
                         let t = string_list(v, &p)?;
                         match t.first().map(String::as_str) {
                             Some("CMD" | "CMD-SHELL" | "NONE") => t,
-                            _ => return Err(err(v, &p, "a test list must start with \"CMD\", \"CMD-SHELL\" or \"NONE\"")),
+                            _ => return Err(err(
+                                v,
+                                &p,
+                                "a test list must start with \"CMD\", \"CMD-SHELL\" or \"NONE\"",
+                            )),
                         }
                     }
                     _ => vec!["CMD-SHELL".into(), string(v, &p)?],
@@ -667,25 +790,61 @@ fn ports(n: &Node, p: &Path) -> Result<Vec<Port>, Error> {
         let parsed = match &it.value {
             Value::Map(m) => {
                 let get = |k: &str| m.get(k).map(|v| string(v, &p.key(k))).transpose();
-                let target_node = m.get("target").ok_or_else(|| err(it, &p, "a port needs a \"target\""))?;
+                let target_node = m
+                    .get("target")
+                    .ok_or_else(|| err(it, &p, "a port needs a \"target\""))?;
                 let target_s = string(target_node, &p.key("target"))?;
-                let (target, hi) = short::range(&target_s).map_err(|e| err(target_node, &p.key("target"), format!("invalid port \"{target_s}\": {e}")))?;
+                let (target, hi) = short::range(&target_s).map_err(|e| {
+                    err(
+                        target_node,
+                        &p.key("target"),
+                        format!("invalid port \"{target_s}\": {e}"),
+                    )
+                })?;
                 if hi != target {
-                    return Err(err(target_node, &p.key("target"), "a long-form target must be a single port"));
+                    return Err(err(
+                        target_node,
+                        &p.key("target"),
+                        "a long-form target must be a single port",
+                    ));
                 }
                 let published = get("published")?.filter(|s| !s.is_empty());
                 if let Some(pb) = &published {
-                    short::range(pb).map_err(|e| err(&m["published"], &p.key("published"), format!("invalid port \"{pb}\": {e}")))?;
+                    short::range(pb).map_err(|e| {
+                        err(
+                            &m["published"],
+                            &p.key("published"),
+                            format!("invalid port \"{pb}\": {e}"),
+                        )
+                    })?;
                 }
-                let protocol = get("protocol")?.unwrap_or_else(|| "tcp".into()).to_ascii_lowercase();
+                let protocol = get("protocol")?
+                    .unwrap_or_else(|| "tcp".into())
+                    .to_ascii_lowercase();
                 if !matches!(protocol.as_str(), "tcp" | "udp" | "sctp") {
-                    return Err(err(&m["protocol"], &p.key("protocol"), format!("unknown protocol \"{protocol}\" (tcp, udp or sctp)")));
+                    return Err(err(
+                        &m["protocol"],
+                        &p.key("protocol"),
+                        format!("unknown protocol \"{protocol}\" (tcp, udp or sctp)"),
+                    ));
                 }
                 let mode = get("mode")?.unwrap_or_else(|| "ingress".into());
                 if !matches!(mode.as_str(), "ingress" | "host") {
-                    return Err(err(&m["mode"], &p.key("mode"), format!("unknown mode \"{mode}\" (ingress or host)")));
+                    return Err(err(
+                        &m["mode"],
+                        &p.key("mode"),
+                        format!("unknown mode \"{mode}\" (ingress or host)"),
+                    ));
                 }
-                vec![Port { name: get("name")?, mode, host_ip: get("host_ip")?, target, published, protocol, app_protocol: get("app_protocol")? }]
+                vec![Port {
+                    name: get("name")?,
+                    mode,
+                    host_ip: get("host_ip")?,
+                    target,
+                    published,
+                    protocol,
+                    app_protocol: get("app_protocol")?,
+                }]
             }
             _ => {
                 let spec = string(it, &p)?;
@@ -695,7 +854,10 @@ fn ports(n: &Node, p: &Path) -> Result<Vec<Port>, Error> {
         for port in parsed {
             // Merged files may repeat a port: keep the first of each {ip, target, published, protocol}.
             let dup = out.iter().any(|o| {
-                o.host_ip == port.host_ip && o.target == port.target && o.published == port.published && o.protocol == port.protocol
+                o.host_ip == port.host_ip
+                    && o.target == port.target
+                    && o.published == port.published
+                    && o.protocol == port.protocol
             });
             if !dup {
                 out.push(port);
@@ -712,11 +874,18 @@ fn restart(n: &Node, p: &Path) -> Result<String, Error> {
     };
     let ok = match s.split_once(':') {
         Some(("on-failure", count)) => count.parse::<u32>().is_ok(),
-        None => matches!(s.as_str(), "no" | "always" | "on-failure" | "unless-stopped"),
+        None => matches!(
+            s.as_str(),
+            "no" | "always" | "on-failure" | "unless-stopped"
+        ),
         _ => false,
     };
     if !ok {
-        return Err(err(n, p, format!("invalid restart policy \"{s}\" (no, always, on-failure[:N], unless-stopped)")));
+        return Err(err(
+            n,
+            p,
+            format!("invalid restart policy \"{s}\" (no, always, on-failure[:N], unless-stopped)"),
+        ));
     }
     Ok(s)
 }
@@ -727,11 +896,22 @@ fn ulimits(n: &Node, p: &Path) -> Result<IndexMap<String, Ulimit>, Error> {
         let p = p.key(k);
         let u = match v.as_map() {
             Some(m) => {
-                let soft = m.get("soft").ok_or_else(|| err(v, &p, "needs \"soft\" and \"hard\""))?;
-                let hard = m.get("hard").ok_or_else(|| err(v, &p, "needs \"soft\" and \"hard\""))?;
-                let (soft, hard) = (integer(soft, &p.key("soft"))?, integer(hard, &p.key("hard"))?);
+                let soft = m
+                    .get("soft")
+                    .ok_or_else(|| err(v, &p, "needs \"soft\" and \"hard\""))?;
+                let hard = m
+                    .get("hard")
+                    .ok_or_else(|| err(v, &p, "needs \"soft\" and \"hard\""))?;
+                let (soft, hard) = (
+                    integer(soft, &p.key("soft"))?,
+                    integer(hard, &p.key("hard"))?,
+                );
                 if soft > hard && hard >= 0 {
-                    return Err(err(v, &p, format!("soft limit {soft} is above the hard limit {hard}")));
+                    return Err(err(
+                        v,
+                        &p,
+                        format!("soft limit {soft} is above the hard limit {hard}"),
+                    ));
                 }
                 Ulimit::SoftHard { soft, hard }
             }
@@ -742,7 +922,12 @@ fn ulimits(n: &Node, p: &Path) -> Result<IndexMap<String, Ulimit>, Error> {
     Ok(out)
 }
 
-fn volumes(n: &Node, p: &Path, dir: &FsPath, home: Option<&str>) -> Result<Vec<ServiceVolume>, Error> {
+fn volumes(
+    n: &Node,
+    p: &Path,
+    dir: &FsPath,
+    home: Option<&str>,
+) -> Result<Vec<ServiceVolume>, Error> {
     let mut out: Vec<ServiceVolume> = Vec::new();
     for (i, it) in n.as_seq().unwrap_or_default().iter().enumerate() {
         let p = p.index(i);
@@ -757,10 +942,16 @@ fn volumes(n: &Node, p: &Path, dir: &FsPath, home: Option<&str>) -> Result<Vec<S
             if v.source.is_empty() {
                 return Err(err(it, &p, "a bind mount needs a \"source\""));
             }
-            v.source = resolve_path_home(dir, &v.source, home).to_string_lossy().into_owned();
+            v.source = resolve_path_home(dir, &v.source, home)
+                .to_string_lossy()
+                .into_owned();
         }
         if out.iter().any(|o| o.target == v.target) {
-            return Err(err(it, &p, format!("duplicate mount point \"{}\"", v.target)));
+            return Err(err(
+                it,
+                &p,
+                format!("duplicate mount point \"{}\"", v.target),
+            ));
         }
         out.push(v);
     }
@@ -770,12 +961,17 @@ fn volumes(n: &Node, p: &Path, dir: &FsPath, home: Option<&str>) -> Result<Vec<S
 fn long_volume(n: &Node, m: &IndexMap<String, Node>, p: &Path) -> Result<ServiceVolume, Error> {
     let get = |k: &str| m.get(k).map(|v| string(v, &p.key(k))).transpose();
     let kind = get("type")?.ok_or_else(|| err(n, p, "a long-form volume needs a \"type\""))?;
-    let target = get("target")?.ok_or_else(|| err(n, p, "a long-form volume needs a \"target\""))?;
+    let target =
+        get("target")?.ok_or_else(|| err(n, p, "a long-form volume needs a \"target\""))?;
     let mut v = ServiceVolume {
         kind,
         source: get("source")?.unwrap_or_default(),
         target,
-        read_only: m.get("read_only").map(|r| boolean(r, &p.key("read_only"))).transpose()?.unwrap_or(false),
+        read_only: m
+            .get("read_only")
+            .map(|r| boolean(r, &p.key("read_only")))
+            .transpose()?
+            .unwrap_or(false),
         bind: None,
         volume: None,
         tmpfs: None,
@@ -820,10 +1016,15 @@ fn long_volume(n: &Node, m: &IndexMap<String, Node>, p: &Path) -> Result<Service
                         "mode" => {
                             let mode = match tv.typed() {
                                 Some(Typed::Int(i)) => u32::try_from(i).ok(),
-                                Some(Typed::Str(s)) => u32::from_str_radix(s.trim_start_matches("0o"), 8).ok(),
+                                Some(Typed::Str(s)) => {
+                                    u32::from_str_radix(s.trim_start_matches("0o"), 8).ok()
+                                }
                                 _ => None,
                             };
-                            t.mode = Some(mode.ok_or_else(|| err(tv, &p, "must be a file mode such as 1777"))?);
+                            t.mode =
+                                Some(mode.ok_or_else(|| {
+                                    err(tv, &p, "must be a file mode such as 1777")
+                                })?);
                         }
                         _ => {}
                     }
@@ -836,7 +1037,11 @@ fn long_volume(n: &Node, m: &IndexMap<String, Node>, p: &Path) -> Result<Service
         }
     }
     if !v.target.starts_with('/') {
-        return Err(err(&m["target"], &p.key("target"), format!("the container path \"{}\" must be absolute", v.target)));
+        return Err(err(
+            &m["target"],
+            &p.key("target"),
+            format!("the container path \"{}\" must be absolute", v.target),
+        ));
     }
     if v.kind == "volume" && v.volume.is_none() {
         v.volume = Some(VolumeOptions::default());
@@ -922,7 +1127,12 @@ pub fn volumes_top(n: Option<&Node>, project: &str) -> Result<IndexMap<String, V
 /// `external: true` or the deprecated `external: {name: x}`.
 fn external(n: &Node, p: &Path) -> Result<(bool, Option<String>), Error> {
     match n.as_map() {
-        Some(m) => Ok((true, m.get("name").map(|x| string(x, &p.key("name"))).transpose()?)),
+        Some(m) => Ok((
+            true,
+            m.get("name")
+                .map(|x| string(x, &p.key("name")))
+                .transpose()?,
+        )),
         None => Ok((boolean(n, p)?, None)),
     }
 }

@@ -30,7 +30,10 @@ pub fn parse_port(spec: &str) -> Result<Vec<Port>, String> {
     let host_ip = match ip {
         None => None,
         Some(ip) => {
-            let ip = ip.strip_prefix('[').and_then(|i| i.strip_suffix(']')).unwrap_or(ip);
+            let ip = ip
+                .strip_prefix('[')
+                .and_then(|i| i.strip_suffix(']'))
+                .unwrap_or(ip);
             if ip.parse::<std::net::IpAddr>().is_err() {
                 return Err(bad(&format!("\"{ip}\" is not an IP address")));
             }
@@ -110,7 +113,9 @@ pub fn parse_volume(spec: &str) -> Result<ServiceVolume, String> {
         return Err(bad("the container path is empty"));
     }
     if !target.starts_with('/') {
-        return Err(bad(&format!("the container path \"{target}\" must be absolute")));
+        return Err(bad(&format!(
+            "the container path \"{target}\" must be absolute"
+        )));
     }
     let is_bind = source.starts_with('.') || source.starts_with('/') || source.starts_with('~');
     let mut v = ServiceVolume {
@@ -124,7 +129,10 @@ pub fn parse_volume(spec: &str) -> Result<ServiceVolume, String> {
         extra: Default::default(),
     };
     if is_bind {
-        v.bind = Some(BindOptions { create_host_path: true, ..Default::default() });
+        v.bind = Some(BindOptions {
+            create_host_path: true,
+            ..Default::default()
+        });
     } else {
         v.volume = Some(VolumeOptions::default());
     }
@@ -150,18 +158,49 @@ mod tests {
 
     /// (spec, [(host_ip, published, target, protocol)…] or Err(substring))
     #[allow(clippy::type_complexity)]
-    const PORTS: &[(&str, Result<&[(Option<&str>, Option<&str>, u16, &str)], &str>)] = &[
+    const PORTS: &[(
+        &str,
+        Result<&[(Option<&str>, Option<&str>, u16, &str)], &str>,
+    )] = &[
         ("80", Ok(&[(None, None, 80, "tcp")])),
         ("8000:5000", Ok(&[(None, Some("8000"), 5000, "tcp")])),
         ("53:53/udp", Ok(&[(None, Some("53"), 53, "udp")])),
-        ("127.0.0.1:8080:80", Ok(&[(Some("127.0.0.1"), Some("8080"), 80, "tcp")])),
+        (
+            "127.0.0.1:8080:80",
+            Ok(&[(Some("127.0.0.1"), Some("8080"), 80, "tcp")]),
+        ),
         ("127.0.0.1::80", Ok(&[(Some("127.0.0.1"), None, 80, "tcp")])),
-        ("[::1]:6001:6001", Ok(&[(Some("::1"), Some("6001"), 6001, "tcp")])),
-        ("::1:6001:6001", Ok(&[(Some("::1"), Some("6001"), 6001, "tcp")])),
-        ("3000-3002", Ok(&[(None, None, 3000, "tcp"), (None, None, 3001, "tcp"), (None, None, 3002, "tcp")])),
-        ("9090-9091:8080-8081", Ok(&[(None, Some("9090"), 8080, "tcp"), (None, Some("9091"), 8081, "tcp")])),
+        (
+            "[::1]:6001:6001",
+            Ok(&[(Some("::1"), Some("6001"), 6001, "tcp")]),
+        ),
+        (
+            "::1:6001:6001",
+            Ok(&[(Some("::1"), Some("6001"), 6001, "tcp")]),
+        ),
+        (
+            "3000-3002",
+            Ok(&[
+                (None, None, 3000, "tcp"),
+                (None, None, 3001, "tcp"),
+                (None, None, 3002, "tcp"),
+            ]),
+        ),
+        (
+            "9090-9091:8080-8081",
+            Ok(&[
+                (None, Some("9090"), 8080, "tcp"),
+                (None, Some("9091"), 8081, "tcp"),
+            ]),
+        ),
         ("8000-8005:80", Ok(&[(None, Some("8000-8005"), 80, "tcp")])),
-        ("0.0.0.0:5000-5001:5000-5001/udp", Ok(&[(Some("0.0.0.0"), Some("5000"), 5000, "udp"), (Some("0.0.0.0"), Some("5001"), 5001, "udp")])),
+        (
+            "0.0.0.0:5000-5001:5000-5001/udp",
+            Ok(&[
+                (Some("0.0.0.0"), Some("5000"), 5000, "udp"),
+                (Some("0.0.0.0"), Some("5001"), 5001, "udp"),
+            ]),
+        ),
         ("80:abc", Err("container port must be a number")),
         ("abc:80", Err("host port must be a number")),
         ("80:70000", Err("between 1 and 65535")),
@@ -180,7 +219,14 @@ mod tests {
                 (Ok(w), Ok(g)) => {
                     let g: Vec<_> = g
                         .iter()
-                        .map(|p| (p.host_ip.as_deref(), p.published.as_deref(), p.target, p.protocol.as_str()))
+                        .map(|p| {
+                            (
+                                p.host_ip.as_deref(),
+                                p.published.as_deref(),
+                                p.target,
+                                p.protocol.as_str(),
+                            )
+                        })
                         .collect();
                     assert_eq!(&g, w, "{spec}");
                 }
@@ -191,14 +237,21 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::type_complexity)]
     fn volumes_table() {
         let cases: &[(&str, Result<(&str, &str, &str, bool), &str>)] = &[
             ("/data", Ok(("volume", "", "/data", false))),
             ("db:/var/lib/db", Ok(("volume", "db", "/var/lib/db", false))),
-            ("db:/var/lib/db:ro", Ok(("volume", "db", "/var/lib/db", true))),
+            (
+                "db:/var/lib/db:ro",
+                Ok(("volume", "db", "/var/lib/db", true)),
+            ),
             ("./src:/app", Ok(("bind", "./src", "/app", false))),
             ("/etc/x:/x:ro,z", Ok(("bind", "/etc/x", "/x", true))),
-            ("~/cache:/cache:rw", Ok(("bind", "~/cache", "/cache", false))),
+            (
+                "~/cache:/cache:rw",
+                Ok(("bind", "~/cache", "/cache", false)),
+            ),
             ("db:/d:nocopy", Ok(("volume", "db", "/d", false))),
             ("a:b:c:d", Err("expected [SOURCE:]TARGET[:MODE]")),
             ("db:relative", Err("must be absolute")),
@@ -208,7 +261,16 @@ mod tests {
         for (spec, want) in cases {
             match (want, parse_volume(spec)) {
                 (Ok((k, s, t, ro)), Ok(v)) => {
-                    assert_eq!((v.kind.as_str(), v.source.as_str(), v.target.as_str(), v.read_only), (*k, *s, *t, *ro), "{spec}")
+                    assert_eq!(
+                        (
+                            v.kind.as_str(),
+                            v.source.as_str(),
+                            v.target.as_str(),
+                            v.read_only
+                        ),
+                        (*k, *s, *t, *ro),
+                        "{spec}"
+                    )
                 }
                 (Err(w), Err(g)) => assert!(g.contains(w), "{spec}: {g}"),
                 (w, g) => panic!("{spec}: want {w:?} got {g:?}"),

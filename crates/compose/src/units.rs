@@ -5,7 +5,9 @@ use std::time::Duration;
 
 /// `"1m30s"`, `"500ms"`, `"1.5h"`, `"10us"`. Negative durations are refused.
 pub fn parse_duration(s: &str) -> Result<Duration, String> {
-    let bad = || format!("invalid duration \"{s}\": expected a number with a unit (ns, us, ms, s, m, h), e.g. \"1m30s\"");
+    let bad = || {
+        format!("invalid duration \"{s}\": expected a number with a unit (ns, us, ms, s, m, h), e.g. \"1m30s\"")
+    };
     if s == "0" {
         return Ok(Duration::ZERO);
     }
@@ -16,13 +18,19 @@ pub fn parse_duration(s: &str) -> Result<Duration, String> {
     let mut total: f64 = 0.0;
     let mut rest = s2;
     while !rest.is_empty() {
-        let num_len = rest.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+        let num_len = rest
+            .bytes()
+            .take_while(|b| b.is_ascii_digit() || *b == b'.')
+            .count();
         if num_len == 0 {
             return Err(bad());
         }
         let num: f64 = rest[..num_len].parse().map_err(|_| bad())?;
         rest = &rest[num_len..];
-        let unit_len = rest.bytes().take_while(|b| !(b.is_ascii_digit() || *b == b'.')).count();
+        let unit_len = rest
+            .bytes()
+            .take_while(|b| !(b.is_ascii_digit() || *b == b'.'))
+            .count();
         let unit = &rest[..unit_len];
         rest = &rest[unit_len..];
         let nanos = match unit {
@@ -80,9 +88,14 @@ fn trim_frac(v: f64) -> String {
 
 /// `"512m"`, `"1g"`, `"1.5GB"`, `"100k"`, `"1024"` → bytes (binary multiples, as docker).
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let bad = || format!("invalid size \"{s}\": expected a number with an optional unit (b, k, m, g, t, p), e.g. \"512m\"");
+    let bad = || {
+        format!("invalid size \"{s}\": expected a number with an optional unit (b, k, m, g, t, p), e.g. \"512m\"")
+    };
     let t = s.trim();
-    let num_len = t.bytes().take_while(|b| b.is_ascii_digit() || *b == b'.').count();
+    let num_len = t
+        .bytes()
+        .take_while(|b| b.is_ascii_digit() || *b == b'.')
+        .count();
     if num_len == 0 {
         return Err(bad());
     }
@@ -110,14 +123,29 @@ mod tests {
 
     #[test]
     fn durations() {
-        let cases = [("1m30s", 90_000), ("500ms", 500), ("1.5s", 1500), ("2h", 7_200_000), ("0", 0), ("0s", 0), ("10us", 0)];
+        let cases = [
+            ("1m30s", 90_000),
+            ("500ms", 500),
+            ("1.5s", 1500),
+            ("2h", 7_200_000),
+            ("0", 0),
+            ("0s", 0),
+            ("10us", 0),
+        ];
         for (s, ms) in cases {
             assert_eq!(parse_duration(s).unwrap().as_millis(), ms, "{s}");
         }
         for bad in ["", "10", "abc", "-1s", "1x", "s", "1.2.3s"] {
             assert!(parse_duration(bad).is_err(), "{bad}");
         }
-        let fmt = [(90_000, "1m30s"), (500, "500ms"), (1500, "1.5s"), (7_200_000, "2h0m0s"), (0, "0s"), (30_000, "30s")];
+        let fmt = [
+            (90_000, "1m30s"),
+            (500, "500ms"),
+            (1500, "1.5s"),
+            (7_200_000, "2h0m0s"),
+            (0, "0s"),
+            (30_000, "30s"),
+        ];
         for (ms, want) in fmt {
             assert_eq!(format_duration(Duration::from_millis(ms)), want);
         }
@@ -125,7 +153,15 @@ mod tests {
 
     #[test]
     fn bytes() {
-        let cases = [("1024", 1024), ("1k", 1024), ("512m", 512 << 20), ("1g", 1 << 30), ("1GB", 1 << 30), ("1.5g", 3 << 29), ("10b", 10)];
+        let cases = [
+            ("1024", 1024),
+            ("1k", 1024),
+            ("512m", 512 << 20),
+            ("1g", 1 << 30),
+            ("1GB", 1 << 30),
+            ("1.5g", 3 << 29),
+            ("10b", 10),
+        ];
         for (s, want) in cases {
             assert_eq!(parse_bytes(s).unwrap(), want, "{s}");
         }

@@ -18,7 +18,8 @@ pub fn mark_at(tree: &Node, path: &[&str]) -> Mark {
             (_, Some(items)) => items
                 .iter()
                 .find(|i| {
-                    i.as_text().is_some_and(|t| t == *seg || t.starts_with(&format!("{seg}:")))
+                    i.as_text()
+                        .is_some_and(|t| t == *seg || t.starts_with(&format!("{seg}:")))
                         || i.get("source").and_then(Node::as_text) == Some(seg)
                 })
                 .map(|n| (n, n.mark.clone())),
@@ -36,7 +37,13 @@ pub fn mark_at(tree: &Node, path: &[&str]) -> Mark {
 }
 
 pub fn check(p: &Project, tree: &Node) -> Result<(), Error> {
-    let fail = |path: &[&str], msg: String| Err(Error::Invalid(format!("{}: {}: {msg}", mark_at(tree, path), path.join("."))));
+    let fail = |path: &[&str], msg: String| {
+        Err(Error::Invalid(format!(
+            "{}: {}: {msg}",
+            mark_at(tree, path),
+            path.join(".")
+        )))
+    };
     let mut container_names: IndexMap<&str, &str> = IndexMap::new();
     for (name, s) in &p.services {
         let at = |rest: &[&'static str]| -> Vec<&str> {
@@ -58,14 +65,30 @@ pub fn check(p: &Project, tree: &Node) -> Result<(), Error> {
                     "service \"{dep}\" was pulled in as a dependency of service \"{name}\" but is not enabled by the active profiles; add a common profile to \"{dep}\" and \"{name}\" or enable one of \"{dep}\"'s profiles"
                 ));
             }
-            return fail(&path, format!("service \"{name}\" depends on undefined service \"{dep}\""));
+            return fail(
+                &path,
+                format!("service \"{name}\" depends on undefined service \"{dep}\""),
+            );
         }
-        if s.network_mode.is_some() && !s.networks.keys().all(|k| k == "default") && !s.networks.is_empty() {
-            return fail(&at(&["network_mode"]), format!("service \"{name}\" declares mutually exclusive network_mode and networks"));
+        if s.network_mode.is_some()
+            && !s.networks.keys().all(|k| k == "default")
+            && !s.networks.is_empty()
+        {
+            return fail(
+                &at(&["network_mode"]),
+                format!("service \"{name}\" declares mutually exclusive network_mode and networks"),
+            );
         }
-        if let Some(other) = s.network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+        if let Some(other) = s
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+        {
             if !p.services.contains_key(other) {
-                return fail(&at(&["network_mode"]), format!("service \"{name}\" uses the network of undefined service \"{other}\""));
+                return fail(
+                    &at(&["network_mode"]),
+                    format!("service \"{name}\" uses the network of undefined service \"{other}\""),
+                );
             }
         }
         for net in s.networks.keys() {
@@ -85,7 +108,10 @@ pub fn check(p: &Project, tree: &Node) -> Result<(), Error> {
         for from in &s.volumes_from {
             let src = from.split(':').next().unwrap_or_default();
             if !from.starts_with("container:") && !p.services.contains_key(src) {
-                return fail(&at(&["volumes_from"]), format!("service \"{name}\" mounts volumes from undefined service \"{src}\""));
+                return fail(
+                    &at(&["volumes_from"]),
+                    format!("service \"{name}\" mounts volumes from undefined service \"{src}\""),
+                );
             }
         }
         if let Some(cn) = &s.container_name {
@@ -96,7 +122,12 @@ pub fn check(p: &Project, tree: &Node) -> Result<(), Error> {
                 ));
             }
             if let Some(other) = container_names.insert(cn, name) {
-                return fail(&at(&["container_name"]), format!("container name \"{cn}\" is used by services \"{other}\" and \"{name}\""));
+                return fail(
+                    &at(&["container_name"]),
+                    format!(
+                        "container name \"{cn}\" is used by services \"{other}\" and \"{name}\""
+                    ),
+                );
             }
         }
     }
@@ -115,7 +146,11 @@ pub fn check(p: &Project, tree: &Node) -> Result<(), Error> {
 fn find_cycle(services: &IndexMap<String, Service>) -> Option<Vec<String>> {
     fn deps(s: &Service) -> Vec<String> {
         let mut d: Vec<String> = s.depends_on.keys().cloned().collect();
-        if let Some(o) = s.network_mode.as_deref().and_then(|m| m.strip_prefix("service:")) {
+        if let Some(o) = s
+            .network_mode
+            .as_deref()
+            .and_then(|m| m.strip_prefix("service:"))
+        {
             d.push(o.to_string());
         }
         for v in &s.volumes_from {
@@ -131,7 +166,8 @@ fn find_cycle(services: &IndexMap<String, Service>) -> Option<Vec<String>> {
         Active,
         Done,
     }
-    let mut state: IndexMap<&str, State> = services.keys().map(|k| (k.as_str(), State::New)).collect();
+    let mut state: IndexMap<&str, State> =
+        services.keys().map(|k| (k.as_str(), State::New)).collect();
     // Iterative DFS so that a long chain cannot overflow the stack.
     for start in services.keys() {
         if state[start.as_str()] != State::New {
@@ -143,7 +179,11 @@ fn find_cycle(services: &IndexMap<String, Service>) -> Option<Vec<String>> {
             match pending.pop() {
                 Some(next) => match state.get(next.as_str()).copied() {
                     Some(State::Active) => {
-                        let mut cycle: Vec<String> = stack.iter().map(|(n, _)| n.clone()).skip_while(|n| *n != next).collect();
+                        let mut cycle: Vec<String> = stack
+                            .iter()
+                            .map(|(n, _)| n.clone())
+                            .skip_while(|n| *n != next)
+                            .collect();
                         cycle.push(next);
                         return Some(cycle);
                     }

@@ -31,12 +31,20 @@ pub struct Mark {
 
 impl Mark {
     pub fn new(file: &Arc<str>, m: &Marker) -> Mark {
-        Mark { file: file.clone(), line: m.line(), col: m.col() + 1 }
+        Mark {
+            file: file.clone(),
+            line: m.line(),
+            col: m.col() + 1,
+        }
     }
 
     /// A mark for values we synthesize (defaults), pointing at the file only.
     pub fn none(file: &Arc<str>) -> Mark {
-        Mark { file: file.clone(), line: 0, col: 0 }
+        Mark {
+            file: file.clone(),
+            line: 0,
+            col: 0,
+        }
     }
 }
 
@@ -64,7 +72,10 @@ pub enum Value {
     Null,
     /// A scalar as written. `plain` scalars are typed later (int, bool, …); quoted
     /// ones and interpolated ones are always strings.
-    Scalar { text: String, plain: bool },
+    Scalar {
+        text: String,
+        plain: bool,
+    },
     Seq(Vec<Node>),
     Map(IndexMap<String, Node>),
 }
@@ -94,7 +105,9 @@ pub fn resolve_plain(text: &str) -> Typed<'_> {
         "" | "~" | "null" | "Null" | "NULL" => return Typed::Null,
         "true" | "True" | "TRUE" => return Typed::Bool(true),
         "false" | "False" | "FALSE" => return Typed::Bool(false),
-        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => return Typed::Float(f64::INFINITY),
+        ".inf" | ".Inf" | ".INF" | "+.inf" | "+.Inf" | "+.INF" => {
+            return Typed::Float(f64::INFINITY)
+        }
         "-.inf" | "-.Inf" | "-.INF" => return Typed::Float(f64::NEG_INFINITY),
         ".nan" | ".NaN" | ".NAN" => return Typed::Float(f64::NAN),
         _ => {}
@@ -102,7 +115,9 @@ pub fn resolve_plain(text: &str) -> Typed<'_> {
     if let Some(i) = parse_int(text) {
         return Typed::Int(i);
     }
-    let looks_float = text.bytes().all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
+    let looks_float = text
+        .bytes()
+        .all(|b| b.is_ascii_digit() || b"+-.eE".contains(&b))
         && text.bytes().any(|b| b.is_ascii_digit());
     if looks_float {
         if let Ok(f) = text.parse::<f64>() {
@@ -134,11 +149,22 @@ fn parse_int(text: &str) -> Option<i64> {
 
 impl Node {
     pub fn new(value: Value, mark: Mark) -> Node {
-        Node { value, key_mark: mark.clone(), mark, tag: None }
+        Node {
+            value,
+            key_mark: mark.clone(),
+            mark,
+            tag: None,
+        }
     }
 
     pub fn string(text: impl Into<String>, mark: Mark) -> Node {
-        Node::new(Value::Scalar { text: text.into(), plain: false }, mark)
+        Node::new(
+            Value::Scalar {
+                text: text.into(),
+                plain: false,
+            },
+            mark,
+        )
     }
 
     pub fn as_map(&self) -> Option<&IndexMap<String, Node>> {
@@ -232,8 +258,19 @@ pub fn parse(file: &Arc<str>, text: &str) -> Result<Vec<Node>, Error> {
 }
 
 enum Frame {
-    Seq { items: Vec<Node>, mark: Mark, anchor: usize, tag: Option<MergeTag> },
-    Map { entries: Vec<(Node, Node)>, pending: Option<Node>, mark: Mark, anchor: usize, tag: Option<MergeTag> },
+    Seq {
+        items: Vec<Node>,
+        mark: Mark,
+        anchor: usize,
+        tag: Option<MergeTag>,
+    },
+    Map {
+        entries: Vec<(Node, Node)>,
+        pending: Option<Node>,
+        mark: Mark,
+        anchor: usize,
+        tag: Option<MergeTag>,
+    },
 }
 
 struct Builder {
@@ -296,14 +333,30 @@ impl Builder {
             }
             Event::SequenceStart(anchor, tag) => {
                 let tag = merge_tag(&tag, &mark)?;
-                self.open(Frame::Seq { items: Vec::new(), mark, anchor, tag })
+                self.open(Frame::Seq {
+                    items: Vec::new(),
+                    mark,
+                    anchor,
+                    tag,
+                })
             }
             Event::MappingStart(anchor, tag) => {
                 let tag = merge_tag(&tag, &mark)?;
-                self.open(Frame::Map { entries: Vec::new(), pending: None, mark, anchor, tag })
+                self.open(Frame::Map {
+                    entries: Vec::new(),
+                    pending: None,
+                    mark,
+                    anchor,
+                    tag,
+                })
             }
             Event::SequenceEnd => match self.stack.pop() {
-                Some(Frame::Seq { items, mark, anchor, tag }) => {
+                Some(Frame::Seq {
+                    items,
+                    mark,
+                    anchor,
+                    tag,
+                }) => {
                     let mut node = Node::new(Value::Seq(items), mark);
                     node.tag = tag;
                     self.push_value(node, anchor)
@@ -311,7 +364,13 @@ impl Builder {
                 _ => Err(Error::Invalid(format!("{mark}: unbalanced YAML sequence"))),
             },
             Event::MappingEnd => match self.stack.pop() {
-                Some(Frame::Map { entries, mark, anchor, tag, .. }) => {
+                Some(Frame::Map {
+                    entries,
+                    mark,
+                    anchor,
+                    tag,
+                    ..
+                }) => {
                     let map = build_map(entries)?;
                     let mut node = Node::new(Value::Map(map), mark);
                     node.tag = tag;
@@ -319,7 +378,11 @@ impl Builder {
                 }
                 _ => Err(Error::Invalid(format!("{mark}: unbalanced YAML mapping"))),
             },
-            Event::DocumentStart | Event::DocumentEnd | Event::StreamStart | Event::StreamEnd | Event::Nothing => Ok(()),
+            Event::DocumentStart
+            | Event::DocumentEnd
+            | Event::StreamStart
+            | Event::StreamEnd
+            | Event::Nothing => Ok(()),
         }
     }
 
@@ -328,7 +391,9 @@ impl Builder {
             let mark = match &frame {
                 Frame::Seq { mark, .. } | Frame::Map { mark, .. } => mark.clone(),
             };
-            return Err(Error::Invalid(format!("{mark}: YAML nested deeper than {MAX_DEPTH} levels")));
+            return Err(Error::Invalid(format!(
+                "{mark}: YAML nested deeper than {MAX_DEPTH} levels"
+            )));
         }
         self.stack.push(frame);
         Ok(())
@@ -337,7 +402,10 @@ impl Builder {
     fn push_value(&mut self, node: Node, anchor: usize) -> Result<(), Error> {
         self.nodes += 1;
         if self.nodes > MAX_NODES {
-            return Err(Error::Invalid(format!("{}: document has more than {MAX_NODES} values", node.mark)));
+            return Err(Error::Invalid(format!(
+                "{}: document has more than {MAX_NODES} values",
+                node.mark
+            )));
         }
         if anchor > 0 {
             self.anchors.insert(anchor, node.clone());
@@ -345,7 +413,9 @@ impl Builder {
         match self.stack.last_mut() {
             None => self.docs.push(node),
             Some(Frame::Seq { items, .. }) => items.push(node),
-            Some(Frame::Map { entries, pending, .. }) => match pending.take() {
+            Some(Frame::Map {
+                entries, pending, ..
+            }) => match pending.take() {
                 None => *pending = Some(node),
                 Some(key) => entries.push((key, node)),
             },
@@ -387,7 +457,10 @@ fn build_map(entries: Vec<(Node, Node)>) -> Result<IndexMap<String, Node>, Error
             continue;
         }
         if map.contains_key(&name) {
-            return Err(Error::Invalid(format!("{}: duplicate key \"{name}\"", key.mark)));
+            return Err(Error::Invalid(format!(
+                "{}: duplicate key \"{name}\"",
+                key.mark
+            )));
         }
         value.key_mark = key.mark.clone();
         map.insert(name, value);
@@ -430,7 +503,9 @@ pub fn to_json(node: &Node) -> serde_json::Value {
         Value::Scalar { .. } => match node.typed() {
             Some(Typed::Bool(b)) => J::Bool(b),
             Some(Typed::Int(i)) => J::from(i),
-            Some(Typed::Float(f)) => serde_json::Number::from_f64(f).map(J::Number).unwrap_or(J::String(f.to_string())),
+            Some(Typed::Float(f)) => serde_json::Number::from_f64(f)
+                .map(J::Number)
+                .unwrap_or(J::String(f.to_string())),
             Some(Typed::Str(s)) => J::String(s.to_string()),
             _ => J::Null,
         },
@@ -484,11 +559,17 @@ mod tests {
 
     #[test]
     fn errors_have_positions() {
-        let e = parse(&Arc::from("t.yml"), "a: 1\na: 2\n").unwrap_err().to_string();
+        let e = parse(&Arc::from("t.yml"), "a: 1\na: 2\n")
+            .unwrap_err()
+            .to_string();
         assert_eq!(e, "t.yml:2:1: duplicate key \"a\"");
-        let e = parse(&Arc::from("t.yml"), "a: [1\n").unwrap_err().to_string();
+        let e = parse(&Arc::from("t.yml"), "a: [1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("t.yml:"), "{e}");
-        let e = parse(&Arc::from("t.yml"), "a: !foo 1\n").unwrap_err().to_string();
+        let e = parse(&Arc::from("t.yml"), "a: !foo 1\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown YAML tag"), "{e}");
     }
 

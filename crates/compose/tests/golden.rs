@@ -13,10 +13,20 @@ fn golden_dir() -> PathBuf {
 
 fn check(name: &str) {
     let dir = golden_dir().join(name);
-    let env: Env = [("HOME", "/home/test")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let opts = LoadOptions { cwd: Some(dir.clone()), environment: Some(env), ..Default::default() };
+    let env: Env = [("HOME", "/home/test")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+    let opts = LoadOptions {
+        cwd: Some(dir.clone()),
+        environment: Some(env),
+        ..Default::default()
+    };
     let project = load(&opts).unwrap_or_else(|e| panic!("{name}: {e}"));
-    let got = project.to_yaml().unwrap().replace(&dir.to_string_lossy().into_owned(), "{{DIR}}");
+    let got = project
+        .to_yaml()
+        .unwrap()
+        .replace(&dir.to_string_lossy().into_owned(), "{{DIR}}");
     let warnings = project.warnings.join("\n") + "\n";
     if std::env::var_os("MC_BLESS").is_some() {
         std::fs::write(dir.join("expected.yaml"), &got).unwrap();
@@ -29,7 +39,8 @@ fn check(name: &str) {
     assert_eq!(warnings, want_w, "{name}: warnings differ");
     // JSON output is the same document.
     let as_json: serde_json::Value = serde_json::from_str(&project.to_json().unwrap()).unwrap();
-    let from_yaml: serde_json::Value = serde_yaml_ng::from_str(&project.to_yaml().unwrap()).unwrap();
+    let from_yaml: serde_json::Value =
+        serde_yaml_ng::from_str(&project.to_yaml().unwrap()).unwrap();
     assert_eq!(as_json, from_yaml, "{name}: json and yaml disagree");
 }
 

@@ -16,22 +16,37 @@ fn invalid_corpus() {
         .filter(|n| n.ends_with(".yml"))
         .collect();
     names.sort();
-    assert!(names.len() >= 50, "the corpus must hold at least 50 files, has {}", names.len());
+    assert!(
+        names.len() >= 50,
+        "the corpus must hold at least 50 files, has {}",
+        names.len()
+    );
     let bless = std::env::var_os("MC_BLESS").is_some();
     let mut failures = Vec::new();
     for name in &names {
         let path = dir.join(name);
         let text = std::fs::read_to_string(&path).unwrap();
         let (first, rest) = text.split_once('\n').unwrap();
-        let want = first.strip_prefix("# expect: ").unwrap_or_else(|| panic!("{name}: first line must be `# expect: …`"));
-        let env: Env = [("HOME", "/home/test")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let opts = LoadOptions { files: vec![name.into()], cwd: Some(dir.clone()), environment: Some(env), ..Default::default() };
+        let want = first
+            .strip_prefix("# expect: ")
+            .unwrap_or_else(|| panic!("{name}: first line must be `# expect: …`"));
+        let env: Env = [("HOME", "/home/test")]
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let opts = LoadOptions {
+            files: vec![name.into()],
+            cwd: Some(dir.clone()),
+            environment: Some(env),
+            ..Default::default()
+        };
         let got = match load(&opts) {
-            Ok(_) => format!("<loaded without error>"),
+            Ok(_) => "<loaded without error>".to_string(),
             Err(e) => {
                 assert!(e.is_user_error(), "{name}: not marked as a user error: {e}");
                 // Absolute paths differ between checkouts.
-                e.to_string().replace(&format!("{}/", dir.display()), "{{DIR}}/")
+                e.to_string()
+                    .replace(&format!("{}/", dir.display()), "{{DIR}}/")
             }
         };
         if bless {
@@ -39,7 +54,10 @@ fn invalid_corpus() {
             continue;
         }
         assert!(!got.contains('\n'), "{name}: error is not one line: {got}");
-        assert!(got.starts_with(&format!("{name}:")), "{name}: error does not name the file: {got}");
+        assert!(
+            got.starts_with(&format!("{name}:")),
+            "{name}: error does not name the file: {got}"
+        );
         if got != want {
             failures.push(format!("{name}:\n  want: {want}\n  got:  {got}"));
         }

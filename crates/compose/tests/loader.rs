@@ -17,8 +17,15 @@ struct Case<'a> {
 
 fn none(_: &mut LoadOptions) {}
 
-fn run(files: &[(&str, &str)], env: &[(&str, &str)], opts: fn(&mut LoadOptions)) -> (tempfile::TempDir, Result<Project, String>) {
-    let dir = tempfile::Builder::new().prefix("mc-compose-test").tempdir().unwrap();
+fn run(
+    files: &[(&str, &str)],
+    env: &[(&str, &str)],
+    opts: fn(&mut LoadOptions),
+) -> (tempfile::TempDir, Result<Project, String>) {
+    let dir = tempfile::Builder::new()
+        .prefix("mc-compose-test")
+        .tempdir()
+        .unwrap();
     let root = dir.path().join("proj");
     for (name, text) in files {
         let p = root.join(name);
@@ -26,16 +33,26 @@ fn run(files: &[(&str, &str)], env: &[(&str, &str)], opts: fn(&mut LoadOptions))
         std::fs::write(&p, text).unwrap();
     }
     std::fs::create_dir_all(&root).unwrap();
-    let mut env: Env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let mut env: Env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     env.entry("HOME".into()).or_insert("/home/test".into());
-    let mut o = LoadOptions { cwd: Some(root.clone()), environment: Some(env), ..Default::default() };
+    let mut o = LoadOptions {
+        cwd: Some(root.clone()),
+        environment: Some(env),
+        ..Default::default()
+    };
     opts(&mut o);
     let r = load(&o).map_err(|e| e.to_string());
     (dir, r)
 }
 
 fn json_of(p: &Project, root: &Path) -> Value {
-    let text = p.to_json().unwrap().replace(&root.join("proj").to_string_lossy().into_owned(), "/P");
+    let text = p
+        .to_json()
+        .unwrap()
+        .replace(&root.join("proj").to_string_lossy().into_owned(), "/P");
     serde_json::from_str(&text).unwrap()
 }
 
@@ -45,8 +62,17 @@ fn check_cases(cases: &[Case]) {
         let p = r.unwrap_or_else(|e| panic!("{}: {e}", c.name));
         let j = json_of(&p, dir.path());
         for (ptr, want) in c.want {
-            let got = j.pointer(ptr).cloned().unwrap_or(Value::String("<missing>".into()));
-            assert_eq!(&got, want, "{}: {ptr}\n{}", c.name, serde_json::to_string_pretty(&j).unwrap());
+            let got = j
+                .pointer(ptr)
+                .cloned()
+                .unwrap_or(Value::String("<missing>".into()));
+            assert_eq!(
+                &got,
+                want,
+                "{}: {ptr}\n{}",
+                c.name,
+                serde_json::to_string_pretty(&j).unwrap()
+            );
         }
     }
 }
@@ -219,9 +245,23 @@ fn interpolation_in_files() {
             want: &[("/services/web/image", json!("${IMG:-x}"))],
         },
     ]);
-    let (_d, r) = run(&[("compose.yaml", "services:\n  web:\n    image: ${NOPE}x\n")], &[], none);
-    assert_eq!(r.unwrap().warnings, vec!["The \"NOPE\" variable is not set. Defaulting to a blank string."]);
-    let (_d, r) = run(&[("compose.yaml", "services:\n  web:\n    image: busybox\n    user: ${NEEDED:?set NEEDED please}\n")], &[], none);
+    let (_d, r) = run(
+        &[("compose.yaml", "services:\n  web:\n    image: ${NOPE}x\n")],
+        &[],
+        none,
+    );
+    assert_eq!(
+        r.unwrap().warnings,
+        vec!["The \"NOPE\" variable is not set. Defaulting to a blank string."]
+    );
+    let (_d, r) = run(
+        &[(
+            "compose.yaml",
+            "services:\n  web:\n    image: busybox\n    user: ${NEEDED:?set NEEDED please}\n",
+        )],
+        &[],
+        none,
+    );
     assert_eq!(r.unwrap_err(), "compose.yaml:4:11: services.web.user: required variable NEEDED is missing a value: set NEEDED please");
 }
 
@@ -281,7 +321,11 @@ fn merging_files() {
             want: &[("/name", json!("fromstdin")), ("/services/s/image", json!("x"))],
         },
     ]);
-    let (_d, r) = run(&[("compose.yaml", WEB), ("docker-compose.yml", WEB)], &[], none);
+    let (_d, r) = run(
+        &[("compose.yaml", WEB), ("docker-compose.yml", WEB)],
+        &[],
+        none,
+    );
     assert!(r.unwrap().warnings[0].starts_with("Found multiple config files"));
 }
 
@@ -321,35 +365,119 @@ fn extends_and_include() {
             want: &[("/services/db/build/context", json!("/P/sub")), ("/services/db/environment", json!({"X": "1"})), ("/services/web/depends_on/db/condition", json!("service_started"))],
         },
     ]);
-    let cycle = run(&[("compose.yaml", "services:\n  a:\n    extends: b\n  b:\n    extends: a\n")], &[], none).1.unwrap_err();
+    let cycle = run(
+        &[(
+            "compose.yaml",
+            "services:\n  a:\n    extends: b\n  b:\n    extends: a\n",
+        )],
+        &[],
+        none,
+    )
+    .1
+    .unwrap_err();
     assert!(cycle.contains("circular reference: a -> b -> a"), "{cycle}");
-    let cycle = run(&[("compose.yaml", "include: [b.yml]\nservices: {}\n"), ("b.yml", "include: [compose.yaml]\n")], &[], none).1.unwrap_err();
+    let cycle = run(
+        &[
+            ("compose.yaml", "include: [b.yml]\nservices: {}\n"),
+            ("b.yml", "include: [compose.yaml]\n"),
+        ],
+        &[],
+        none,
+    )
+    .1
+    .unwrap_err();
     assert!(cycle.contains("include cycle"), "{cycle}");
-    let conflict = run(&[("compose.yaml", "include: [b.yml]\nservices:\n  s:\n    image: a\n"), ("b.yml", "services:\n  s:\n    image: b\n")], &[], none).1.unwrap_err();
-    assert!(conflict.contains("services.s conflicts with the imported resource"), "{conflict}");
+    let conflict = run(
+        &[
+            (
+                "compose.yaml",
+                "include: [b.yml]\nservices:\n  s:\n    image: a\n",
+            ),
+            ("b.yml", "services:\n  s:\n    image: b\n"),
+        ],
+        &[],
+        none,
+    )
+    .1
+    .unwrap_err();
+    assert!(
+        conflict.contains("services.s conflicts with the imported resource"),
+        "{conflict}"
+    );
 }
 
 #[test]
 fn profiles() {
     let files: &[(&str, &str)] = &[("compose.yaml", "services:\n  web:\n    image: a\n  debug:\n    image: b\n    profiles: [dev]\n  all:\n    image: c\n    profiles: [ops, dev]\n")];
-    let names = |r: Result<Project, String>| r.unwrap().services.keys().cloned().collect::<Vec<_>>();
+    let names =
+        |r: Result<Project, String>| r.unwrap().services.keys().cloned().collect::<Vec<_>>();
     assert_eq!(names(run(files, &[], none).1), ["web"]);
-    assert_eq!(names(run(files, &[], |o| o.profiles = vec!["dev".into()]).1), ["all", "debug", "web"]);
-    assert_eq!(names(run(files, &[("COMPOSE_PROFILES", "ops")], none).1), ["all", "web"]);
-    assert_eq!(names(run(files, &[("COMPOSE_PROFILES", "*")], none).1), ["all", "debug", "web"]);
+    assert_eq!(
+        names(run(files, &[], |o| o.profiles = vec!["dev".into()]).1),
+        ["all", "debug", "web"]
+    );
+    assert_eq!(
+        names(run(files, &[("COMPOSE_PROFILES", "ops")], none).1),
+        ["all", "web"]
+    );
+    assert_eq!(
+        names(run(files, &[("COMPOSE_PROFILES", "*")], none).1),
+        ["all", "debug", "web"]
+    );
     let e = run(&[("compose.yaml", "services:\n  web:\n    image: a\n    depends_on: [db]\n  db:\n    image: b\n    profiles: [x]\n")], &[], none).1.unwrap_err();
-    assert!(e.contains("was pulled in as a dependency of service \"web\" but is not enabled"), "{e}");
+    assert!(
+        e.contains("was pulled in as a dependency of service \"web\" but is not enabled"),
+        "{e}"
+    );
 }
 
 #[test]
 fn project_names() {
-    let n = |files: &[(&str, &str)], env: &[(&str, &str)], o: fn(&mut LoadOptions)| run(files, env, o).1.map(|p| p.name);
+    let n = |files: &[(&str, &str)], env: &[(&str, &str)], o: fn(&mut LoadOptions)| {
+        run(files, env, o).1.map(|p| p.name)
+    };
     assert_eq!(n(&[("compose.yaml", WEB)], &[], none).unwrap(), "proj");
-    assert_eq!(n(&[("compose.yaml", "name: named\nservices: {}\n")], &[], none).unwrap(), "named");
-    assert_eq!(n(&[("compose.yaml", WEB), (".env", "COMPOSE_PROJECT_NAME=fromdotenv\n")], &[], none).unwrap(), "fromdotenv");
-    assert_eq!(n(&[("compose.yaml", "name: named\nservices: {}\n")], &[("COMPOSE_PROJECT_NAME", "env")], |o| o.project_name = Some("flag".into())).unwrap(), "flag");
-    assert!(n(&[("compose.yaml", WEB)], &[], |o| o.project_name = Some("Bad!".into())).unwrap_err().contains("invalid project name \"Bad!\""));
-    assert_eq!(n(&[("compose.yaml", WEB), ("other/.keep", "")], &[], |o| o.project_directory = Some("other".into())).unwrap(), "other");
+    assert_eq!(
+        n(
+            &[("compose.yaml", "name: named\nservices: {}\n")],
+            &[],
+            none
+        )
+        .unwrap(),
+        "named"
+    );
+    assert_eq!(
+        n(
+            &[
+                ("compose.yaml", WEB),
+                (".env", "COMPOSE_PROJECT_NAME=fromdotenv\n")
+            ],
+            &[],
+            none
+        )
+        .unwrap(),
+        "fromdotenv"
+    );
+    assert_eq!(
+        n(
+            &[("compose.yaml", "name: named\nservices: {}\n")],
+            &[("COMPOSE_PROJECT_NAME", "env")],
+            |o| o.project_name = Some("flag".into())
+        )
+        .unwrap(),
+        "flag"
+    );
+    assert!(n(&[("compose.yaml", WEB)], &[], |o| o.project_name =
+        Some("Bad!".into()))
+    .unwrap_err()
+    .contains("invalid project name \"Bad!\""));
+    assert_eq!(
+        n(&[("compose.yaml", WEB), ("other/.keep", "")], &[], |o| o
+            .project_directory =
+            Some("other".into()))
+        .unwrap(),
+        "other"
+    );
 }
 
 #[test]
@@ -358,5 +486,8 @@ fn obsolete_version_and_ignored_keys_warn_once() {
     let w = r.unwrap().warnings;
     assert_eq!(w.len(), 2, "{w:?}");
     assert!(w[0].contains("`version` is obsolete"));
-    assert_eq!(w[1], "services.*.runtime is parsed but not acted on by minicompose yet (used by: w, v)");
+    assert_eq!(
+        w[1],
+        "services.*.runtime is parsed but not acted on by minicompose yet (used by: w, v)"
+    );
 }

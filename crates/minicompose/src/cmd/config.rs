@@ -75,7 +75,11 @@ pub fn run(g: &Global, a: ConfigArgs) -> anyhow::Result<i32> {
     if a.images {
         for (name, s) in &project.services {
             // A build-only service's image is named <project>-<service>, as docker does.
-            lines.push(s.image.clone().unwrap_or_else(|| format!("{}-{name}", project.name)));
+            lines.push(
+                s.image
+                    .clone()
+                    .unwrap_or_else(|| format!("{}-{name}", project.name)),
+            );
         }
     }
     if a.profiles {
@@ -93,7 +97,10 @@ pub fn run(g: &Global, a: ConfigArgs) -> anyhow::Result<i32> {
     };
     let mut stdout = std::io::stdout().lock();
     // A closed pipe (`| head`) is not an error worth reporting.
-    match stdout.write_all(out.as_bytes()).and_then(|_| stdout.flush()) {
+    match stdout
+        .write_all(out.as_bytes())
+        .and_then(|_| stdout.flush())
+    {
         Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(0),
         r => r.map(|_| 0).map_err(Into::into),
     }
