@@ -4,6 +4,9 @@
 //! root and the local registry that `scripts/test.sh` starts; it passes the
 //! registry's address as `MC_TEST_REGISTRY` (host:port).
 
+pub mod network;
+pub mod runtime;
+
 use std::path::PathBuf;
 use std::process::{Command, Output};
 

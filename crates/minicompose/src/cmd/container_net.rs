@@ -154,7 +154,6 @@ fn launcher(global: &Global) -> anyhow::Result<DnsLauncher> {
             "__internal".into(),
             "dns".into(),
         ],
-        env: Vec::new(),
     })
 }
 

@@ -1,0 +1,317 @@
+//! End-to-end networking: the mc-net crate against network namespaces the
+//! tests create (`mcns-…`), and the `network` commands. Traffic only goes to
+//! loopback and to the tests' own namespaces (198.18.x.0/30 links, the
+//! networks' subnets). Needs root, `ip` and `nft`; the embedded DNS server
+//! runs as the real binary (`minicompose __internal dns`).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::Path;
+use std::process::Command;
+
+use mc_e2e::network::*;
+use mc_net::{AttachRequest, CreateRequest, DnsLauncher, Endpoint, NetnsRef, Networks};
+
+fn skip() -> bool {
+    if !mc_e2e::is_root() {
+        eprintln!("skipping: needs root");
+        return true;
+    }
+    false
+}
+
+/// A root with its networks; everything it made is removed on drop.
+struct Env {
+    _root: tempfile::TempDir,
+    nets: Networks,
+}
+
+impl Env {
+    fn new() -> Env {
+        let root = mc_e2e::temp_root();
+        // The DNS servers the tests start inherit this: they never forward
+        // to the host's real resolvers, only to the fake one on loopback.
+        std::env::set_var("MINICOMPOSE_DNS_UPSTREAM", upstream().to_string());
+        let nets = Networks::open(root.path()).unwrap().with_dns_launcher(DnsLauncher {
+            program: mc_e2e::bin(),
+            args: vec!["--root".into(), root.path().into(), "__internal".into(), "dns".into()],
+        });
+        Env { _root: root, nets }
+    }
+
+    fn create(&self, name: &str, internal: bool) -> mc_net::Network {
+        self.nets
+            .create(&CreateRequest { name: name.into(), internal, ..Default::default() })
+            .expect("create network")
+    }
+
+    fn attach(&self, id: &str, net: &str, ns: &Netns, aliases: &[&str], ports: &[String]) -> Endpoint {
+        self.nets.attach(&self.req(id, net, ns, aliases, ports)).expect("attach")
+    }
+
+    fn req(&self, id: &str, net: &str, ns: &Netns, aliases: &[&str], ports: &[String]) -> AttachRequest {
+        AttachRequest {
+            container_id: format!("{id}0123456789abcdef"),
+            container_name: id.into(),
+            hostname: None,
+            network: net.into(),
+            interface: "eth0".into(),
+            aliases: aliases.iter().map(|s| s.to_string()).collect(),
+            ip: None,
+            ports: ports.iter().flat_map(|p| mc_net::ports::parse(p).unwrap()).collect(),
+            dns_servers: vec![],
+            netns: NetnsRef::from_path(&ns.path()).unwrap(),
+        }
+    }
+}
+
+impl Drop for Env {
+    fn drop(&mut self) {
+        if let Ok(eps) = self.nets.store().endpoints() {
+            for ep in eps {
+                let _ = self.nets.detach(&ep.container_id);
+            }
+        }
+        if let Ok(list) = self.nets.list() {
+            for n in list {
+                let _ = self.nets.remove(&n.name);
+            }
+        }
+    }
+}
+
+/// The fake upstream resolver shared by every test of this process.
+fn upstream() -> SocketAddr {
+    static UP: std::sync::OnceLock<FakeUpstream> = std::sync::OnceLock::new();
+    UP.get_or_init(|| FakeUpstream::start(FAKE_ANSWER)).addr
+}
+
+const FAKE_ANSWER: Ipv4Addr = Ipv4Addr::new(198, 18, 200, 9);
+
+fn sock(ip: Ipv4Addr, port: u16) -> SocketAddr {
+    SocketAddr::new(IpAddr::V4(ip), port)
+}
+
+fn dns_in(ns: &Netns, server: SocketAddr, name: &'static str) -> Option<DnsReply> {
+    ns.run(move || dns_a(server, name))
+}
+
+#[test]
+fn names_ports_egress_and_isolation() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let a = env.create("front", false);
+    let b = env.create("back", false);
+    let internal = env.create("sealed", true);
+    assert_ne!(a.subnet, b.subnet);
+
+    let (ns1, ns2, ns3, ns4) = (Netns::new(), Netns::new(), Netns::new(), Netns::new());
+    let tport = free_port();
+    let uport = free_port();
+    let ep1 = env.attach("web", "front", &ns1, &[], &[]);
+    let ep2 = env.attach("db", "front", &ns2, &["store"], &[format!("{tport}:8080"), format!("{uport}:9090/udp")]);
+    let ep3 = env.attach("other", "back", &ns3, &[], &[]);
+    let _ep4 = env.attach("hidden", "sealed", &ns4, &[], &[]);
+    assert_eq!(ep1.ip, Ipv4Addr::from(u32::from(a.gateway) + 1));
+    let gw_a = sock(a.gateway, 53);
+
+    // Names and aliases on the same network, over UDP and TCP.
+    let r = dns_in(&ns1, gw_a, "db").expect("dns answer");
+    assert_eq!(r, DnsReply { rcode: 0, addrs: vec![ep2.ip] });
+    assert_eq!(dns_in(&ns1, gw_a, "store").unwrap().addrs, vec![ep2.ip]);
+    assert_eq!(dns_in(&ns2, gw_a, "WEB.").unwrap().addrs, vec![ep1.ip]);
+    assert_eq!(ns1.run(move || dns_a_tcp(gw_a, "store")).unwrap().addrs, vec![ep2.ip]);
+    // Other names are forwarded (to the fake upstream on loopback).
+    assert_eq!(dns_in(&ns1, gw_a, "example.org").unwrap().addrs, vec![FAKE_ANSWER]);
+    // A container on another network gets NXDOMAIN.
+    let gw_b = sock(b.gateway, 53);
+    assert_eq!(dns_in(&ns3, gw_b, "db").unwrap(), DnsReply { rcode: 3, addrs: vec![] });
+    assert_eq!(dns_in(&ns3, gw_b, "other").unwrap().addrs, vec![ep3.ip]);
+
+    // TCP between containers of one network; none across networks.
+    let echo = PeerEcho::tcp(&ns2, "0.0.0.0:8080".parse().unwrap());
+    let to_db = sock(ep2.ip, 8080);
+    let seen = ns1.run(move || tcp_ask(to_db)).expect("web reaches db");
+    assert!(seen.starts_with(&format!("{}:", ep1.ip)), "{seen}");
+    assert_eq!(ns3.run(move || tcp_ask(to_db)), None, "another network must not reach db");
+
+    // Published TCP port: from the host on 127.0.0.1 and its own address.
+    let own = host_address();
+    assert!(tcp_ask(sock(Ipv4Addr::LOCALHOST, tport)).is_some(), "127.0.0.1:{tport}");
+    assert!(tcp_ask(sock(own, tport)).is_some(), "{own}:{tport}");
+    // From an outside client: its source address reaches the container.
+    let client = Linked::new(101);
+    let via = sock(client.host_ip, tport);
+    let seen = client.ns.run(move || tcp_ask(via)).expect("outside client reaches the published port");
+    assert!(seen.starts_with(&format!("{}:", client.peer_ip)), "source address kept: {seen}");
+    // Hairpin: a container of the same network through the host's address.
+    let hair = sock(own, tport);
+    assert!(ns1.run(move || tcp_ask(hair)).is_some(), "hairpin");
+    drop(echo);
+
+    // Published UDP port.
+    let uecho = PeerEcho::udp(&ns2, "0.0.0.0:9090".parse().unwrap());
+    assert!(udp_ask(sock(Ipv4Addr::LOCALHOST, uport)).is_some(), "udp via 127.0.0.1");
+    let uvia = sock(client.host_ip, uport);
+    let seen = client.ns.run(move || udp_ask(uvia)).expect("udp from outside");
+    assert!(seen.starts_with(&format!("{}:", client.peer_ip)), "{seen}");
+    drop(uecho);
+
+    // Egress to "the internet" (a namespace), masqueraded; none when internal.
+    let inet = Linked::new(102);
+    let web = PeerEcho::tcp(&inet.ns, sock(inet.peer_ip, 80));
+    let target = sock(inet.peer_ip, 80);
+    let seen = ns1.run(move || tcp_ask(target)).expect("egress works");
+    assert!(seen.starts_with(&format!("{}:", inet.host_ip)), "masqueraded: {seen}");
+    assert_eq!(ns4.run(move || tcp_ask(target)), None, "internal network has no egress");
+    drop(web);
+
+    // Removal: names and rules go away.
+    assert_eq!(env.nets.ports(&ep2.container_id).unwrap().len(), 2);
+    env.nets.detach(&ep2.container_id).unwrap();
+    assert_eq!(dns_in(&ns1, gw_a, "db").unwrap().rcode, 3);
+    assert!(!nft_table().contains(&format!("dport {tport} ")));
+    assert!(links_with_prefix(&ep2.host_veth).is_empty());
+    let _ = internal;
+}
+
+#[test]
+fn bad_input_is_refused_and_leaves_nothing() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let n = env.create("one", false);
+    let again = env.nets.create(&CreateRequest { name: "one".into(), ..Default::default() });
+    assert!(again.unwrap_err().to_string().contains("already exists"));
+    let overlap = env.nets.create(&CreateRequest {
+        name: "two".into(),
+        subnet: Some(n.subnet),
+        ..Default::default()
+    });
+    let e = overlap.unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains("overlaps"), "{e}");
+    assert!(env.nets.get("two").is_err());
+    assert!(env.nets.create(&CreateRequest { name: "bad name".into(), ..Default::default() }).is_err());
+
+    let ns = Netns::new();
+    let before = links_with_prefix("mcv");
+    let unknown = env.nets.attach(&env.req("c", "nope", &ns, &[], &[]));
+    assert!(unknown.unwrap_err().to_string().contains("network nope not found"));
+
+    let mut outside = env.req("c", "one", &ns, &[], &[]);
+    outside.ip = Some(Ipv4Addr::new(10, 250, 0, 9));
+    let e = env.nets.attach(&outside).unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains("not a usable address"), "{e}");
+
+    let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
+    let port = busy.local_addr().unwrap().port();
+    let e = env.nets.attach(&env.req("c", "one", &ns, &[], &[format!("{port}:80")])).unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains(&format!("port {port}/tcp")), "{e}");
+    assert_eq!(links_with_prefix("mcv"), before, "no veth left behind");
+    assert!(env.nets.endpoints().unwrap().is_empty());
+
+    // Static IP honoured, then refused twice.
+    let mut fixed = env.req("c", "one", &ns, &[], &[]);
+    let want = Ipv4Addr::from(u32::from(n.gateway) + 10);
+    fixed.ip = Some(want);
+    assert_eq!(env.nets.attach(&fixed).unwrap().ip, want);
+    let ns2 = Netns::new();
+    let mut dup = env.req("d", "one", &ns2, &[], &[]);
+    dup.ip = Some(want);
+    assert!(env.nets.attach(&dup).unwrap_err().to_string().contains("already in use"));
+    // A network in use cannot be removed.
+    let e = env.nets.remove("one").unwrap_err();
+    assert!(e.is_user_error() && e.to_string().contains("active endpoints"), "{e}");
+    let inside = ns.run(|| {
+        let out = Command::new("ip").args(["-4", "-o", "addr", "show", "dev", "eth0"]).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).to_string()
+    });
+    assert!(inside.contains(&format!("{want}/")), "{inside}");
+}
+
+#[test]
+fn hundred_cycles_and_killed_owner_leak_nothing() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    let net = env.create("cycle", false);
+    let ns = Netns::new();
+    let before = links_with_prefix("mcv");
+    for i in 0..100 {
+        let port = format!("{}:80", 20000 + (std::process::id() % 5000) as u16 + i as u16 % 7);
+        let ep = env.attach("cyc", "cycle", &ns, &["alias"], &[port]);
+        assert_eq!(ep.ip, Ipv4Addr::from(u32::from(net.gateway) + 1), "cycle {i} reuses the address");
+        env.nets.detach(&ep.container_id).unwrap();
+    }
+    assert_eq!(links_with_prefix("mcv"), before);
+    assert!(env.nets.store().endpoints().unwrap().is_empty());
+
+    // The namespace's owner is killed -9: the next command cleans up.
+    let mut child = Command::new("unshare").args(["-n", "sleep", "600"]).spawn().unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    let pid = child.id();
+    let mut req = env.req("victim", "cycle", &ns, &[], &["127.0.0.1:23456:80".to_string()]);
+    req.netns = NetnsRef::from_pid(pid).unwrap();
+    let ep = env.nets.attach(&req).unwrap();
+    assert!(nft_table().contains("dport 23456 "));
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    let _ = child.wait();
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    env.create("next", false);
+    assert!(env.nets.store().endpoints().unwrap().is_empty(), "stale endpoint removed");
+    assert!(!nft_table().contains("dport 23456 "), "its rules removed");
+    assert!(links_with_prefix(&ep.host_veth).is_empty());
+}
+
+fn cli(root: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(mc_e2e::bin()).arg("--root").arg(root).args(args).output().expect("run minicompose")
+}
+
+#[test]
+fn network_commands() {
+    if skip() {
+        return;
+    }
+    let root = mc_e2e::temp_root();
+    let r = root.path();
+    let out = cli(r, &["network", "create", "--subnet", "10.231.7.0/24", "--internal", "mcnet1"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    assert_eq!(id.len(), 64);
+    let bridge = format!("mc-{}", &id[..8]);
+    assert_eq!(links_with_prefix(&bridge), vec![bridge.clone()]);
+
+    let ls = cli(r, &["network", "ls"]);
+    let text = String::from_utf8_lossy(&ls.stdout);
+    assert!(text.starts_with("NETWORK ID"), "{text}");
+    assert!(text.contains("mcnet1") && text.contains(&id[..12]), "{text}");
+
+    let insp = cli(r, &["network", "inspect", "mcnet1"]);
+    let v: serde_json::Value = serde_json::from_slice(&insp.stdout).unwrap();
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Subnet"], "10.231.7.0/24");
+    assert_eq!(v[0]["IPAM"]["Config"][0]["Gateway"], "10.231.7.1");
+    assert_eq!(v[0]["Internal"], true);
+
+    // Bad input: one line, exit 1.
+    for args in [
+        &["network", "create", "--subnet", "10.231.7.128/25", "mcnet2"][..],
+        &["network", "create", "--subnet", "banana", "mcnet2"][..],
+        &["network", "create", "mcnet1"][..],
+        &["network", "rm", "nosuchnet"][..],
+        &["network", "inspect", "nosuchnet"][..],
+    ] {
+        let out = cli(r, args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+    }
+
+    let rm = cli(r, &["network", "rm", "mcnet1"]);
+    assert!(rm.status.success());
+    assert!(links_with_prefix(&bridge).is_empty());
+    let ls = cli(r, &["network", "ls", "-q"]);
+    assert!(String::from_utf8_lossy(&ls.stdout).trim().is_empty());
+}
