@@ -45,6 +45,38 @@ enum Command {
     Network(cmd::network::NetworkCmd),
     /// Parse, resolve and render the compose file in canonical format
     Config(cmd::config::ConfigArgs),
+    /// Create and start containers
+    Up(cmd::compose::UpArgs),
+    /// Stop and remove containers, networks
+    Down(cmd::compose::DownArgs),
+    /// List containers
+    Ps(cmd::compose::PsArgs),
+    /// View output from containers
+    Logs(cmd::compose::LogsArgs),
+    /// Display the running processes
+    Top(cmd::compose::ServicesArgs),
+    /// Execute a command in a running container
+    Exec(cmd::compose::ExecArgs),
+    /// Run a one-off command on a service
+    Run(cmd::compose::RunArgs),
+    /// Stop services
+    Stop(cmd::compose::TimeoutArgs),
+    /// Start services
+    Start(cmd::compose::ServicesArgs),
+    /// Restart service containers
+    Restart(cmd::compose::TimeoutArgs),
+    /// Force stop service containers
+    Kill(cmd::compose::KillArgs),
+    /// Removes stopped service containers
+    Rm(cmd::compose::RmArgs),
+    /// Pull service images
+    Pull(cmd::compose::PullArgs),
+    /// Print the public port for a port binding
+    Port(cmd::compose::PortArgs),
+    /// List images used by the created containers
+    Images(cmd::compose::ImagesArgs),
+    /// List running compose projects
+    Ls(cmd::compose::LsArgs),
     /// Show the minicompose version information
     Version(cmd::version::VersionArgs),
     /// Internal entry points (container init, monitors). Not for users.
@@ -77,6 +109,22 @@ fn main() {
         Command::Container(c) => cmd::container::run(&cli.global, c),
         Command::Network(c) => cmd::network::run(&cli.global, c),
         Command::Config(a) => cmd::config::run(&cli.global, a),
+        Command::Up(a) => cmd::compose::up(&cli.global, a),
+        Command::Down(a) => cmd::compose::down(&cli.global, a),
+        Command::Ps(a) => cmd::compose::ps(&cli.global, a),
+        Command::Logs(a) => cmd::compose::logs(&cli.global, a),
+        Command::Top(a) => cmd::compose::top(&cli.global, a),
+        Command::Exec(a) => cmd::compose::exec(&cli.global, a),
+        Command::Run(a) => cmd::compose::run(&cli.global, a),
+        Command::Stop(a) => cmd::compose::stop(&cli.global, a),
+        Command::Start(a) => cmd::compose::start(&cli.global, a),
+        Command::Restart(a) => cmd::compose::restart(&cli.global, a),
+        Command::Kill(a) => cmd::compose::kill(&cli.global, a),
+        Command::Rm(a) => cmd::compose::rm(&cli.global, a),
+        Command::Pull(a) => cmd::compose::pull(&cli.global, a),
+        Command::Port(a) => cmd::compose::port(&cli.global, a),
+        Command::Images(a) => cmd::compose::images(&cli.global, a),
+        Command::Ls(a) => cmd::compose::ls(&cli.global, a),
         Command::Version(a) => cmd::version::run(&cli.global, a),
         Command::Internal(c) => cmd::internal::run(&cli.global, c),
     };

@@ -18,6 +18,8 @@ pub enum InternalCmd {
     Exec { config_fd: i32, status_fd: i32 },
     /// The embedded DNS server of one --root (owned by the networking work)
     Dns(crate::cmd::internal_dns::DnsArgs),
+    /// The supervisor of one compose project (owned by the compose lifecycle work)
+    Supervisor { project: String },
 }
 
 pub fn run(g: &Global, cmd: InternalCmd) -> anyhow::Result<i32> {
@@ -32,5 +34,6 @@ pub fn run(g: &Global, cmd: InternalCmd) -> anyhow::Result<i32> {
             status_fd,
         } => mc_runtime::exec::main(config_fd, status_fd),
         InternalCmd::Dns(a) => crate::cmd::internal_dns::run(g, a),
+        InternalCmd::Supervisor { project } => crate::cmd::internal_supervisor::run(g, &project),
     }
 }
