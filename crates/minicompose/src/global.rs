@@ -14,12 +14,13 @@ pub struct Global {
     #[arg(long = "registry-mirror", global = true, env = "MINICOMPOSE_REGISTRY_MIRROR", value_delimiter = ',')]
     pub registry_mirror: Vec<String>,
 
-    /// Compose configuration files (repeatable; `-` reads stdin)
-    #[arg(short = 'f', long = "file", global = true)]
+    /// Compose configuration files (repeatable; `-` reads stdin). Before the
+    /// command, as docker compose: `logs -f` and `rm -f` mean other things.
+    #[arg(short = 'f', long = "file")]
     pub file: Vec<PathBuf>,
 
-    /// Project name
-    #[arg(short = 'p', long = "project-name", global = true)]
+    /// Project name (before the command: `run -p` publishes a port)
+    #[arg(short = 'p', long = "project-name")]
     pub project_name: Option<String>,
 
     /// Alternate working directory (default: the first compose file's directory)
