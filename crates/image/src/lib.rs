@@ -109,3 +109,17 @@ pub fn pull_blocking(
     drop(rt);
     result
 }
+
+/// An error and its causes on one line: "what: why: why".
+pub fn one_line(err: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || parts.last().is_some_and(|p| p.contains(text)) {
+            continue;
+        }
+        parts.push(text.replace('\n', " "));
+    }
+    parts.join(": ")
+}

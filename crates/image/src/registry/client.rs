@@ -20,12 +20,13 @@ const MAX_REDIRECTS: usize = 10;
 /// Lifetime assumed for a token without `expires_in` (the spec's minimum).
 const DEFAULT_TOKEN_SECS: u64 = 60;
 
+#[derive(Clone)]
 pub struct Client {
     http: reqwest::Client,
     pub endpoint: Endpoint,
     repository: String,
     creds: Option<Credentials>,
-    state: Mutex<AuthState>,
+    state: std::sync::Arc<Mutex<AuthState>>,
 }
 
 #[derive(Default)]
@@ -59,7 +60,7 @@ impl Client {
             endpoint,
             repository: repository.to_string(),
             creds,
-            state: Mutex::new(AuthState::default()),
+            state: std::sync::Arc::new(Mutex::new(AuthState::default())),
         }
     }
 
