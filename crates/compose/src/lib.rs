@@ -261,6 +261,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         all_profiles,
         extensions,
         warnings,
+        interpolated: !opts.no_interpolate,
     };
     validate::check(&project, &tree)?;
     let mut project = project;

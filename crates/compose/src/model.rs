@@ -42,6 +42,9 @@ pub struct Project {
     /// Things the user should know (unset variables, ignored keys, obsolete `version`).
     #[serde(skip)]
     pub warnings: Vec<String>,
+    /// Whether values were interpolated (then literal `$` are escaped in `config` output).
+    #[serde(skip)]
+    pub interpolated: bool,
 }
 
 #[derive(Clone, Debug, Default, Serialize, PartialEq)]
@@ -464,19 +467,39 @@ fn duration_opt<S: Serializer>(v: &Option<Duration>, s: S) -> Result<S::Ok, S::E
 }
 
 impl Project {
+    /// The document `config` prints. Literal `$` in values are written back as `$$`
+    /// (as docker does) so that the output can be loaded again, unless the project
+    /// was loaded without interpolation.
+    fn rendered(&self) -> Result<serde_yaml_ng::Value, crate::Error> {
+        let mut v = serde_yaml_ng::to_value(self)
+            .map_err(|e| crate::Error::Other(anyhow::anyhow!("cannot render the project: {e}")))?;
+        if self.interpolated {
+            escape_dollars(&mut v);
+        }
+        Ok(v)
+    }
+
     /// The project as `docker compose config` prints it.
     pub fn to_yaml(&self) -> Result<String, crate::Error> {
-        serde_yaml_ng::to_string(self).map_err(|e| {
-            crate::Error::Other(anyhow::anyhow!("cannot render the project as YAML: {e}"))
-        })
+        serde_yaml_ng::to_string(&self.rendered()?)
+            .map_err(|e| crate::Error::Other(anyhow::anyhow!("cannot render the project as YAML: {e}")))
     }
 
     /// The project as `docker compose config --format json` prints it.
     pub fn to_json(&self) -> Result<String, crate::Error> {
-        serde_json::to_string_pretty(self)
+        serde_json::to_string_pretty(&self.rendered()?)
             .map(|s| s + "\n")
-            .map_err(|e| {
-                crate::Error::Other(anyhow::anyhow!("cannot render the project as JSON: {e}"))
-            })
+            .map_err(|e| crate::Error::Other(anyhow::anyhow!("cannot render the project as JSON: {e}")))
+    }
+}
+
+fn escape_dollars(v: &mut serde_yaml_ng::Value) {
+    use serde_yaml_ng::Value as Y;
+    match v {
+        Y::String(s) if s.contains('$') => *s = s.replace('$', "$$"),
+        Y::Sequence(items) => items.iter_mut().for_each(escape_dollars),
+        Y::Mapping(m) => m.iter_mut().for_each(|(_, v)| escape_dollars(v)),
+        Y::Tagged(t) => escape_dollars(&mut t.value),
+        _ => {}
     }
 }

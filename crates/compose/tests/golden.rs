@@ -37,6 +37,16 @@ fn check(name: &str) {
     assert_eq!(got, want, "{name}: config output differs");
     let want_w = std::fs::read_to_string(dir.join("warnings.txt")).unwrap();
     assert_eq!(warnings, want_w, "{name}: warnings differ");
+    // The output loads again to the same project (docker's `config` promise).
+    let again = LoadOptions {
+        files: vec!["-".into()],
+        stdin: Some(project.to_yaml().unwrap()),
+        cwd: Some(dir.clone()),
+        environment: Some([("HOME", "/home/test")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        ..Default::default()
+    };
+    let reloaded = load(&again).unwrap_or_else(|e| panic!("{name}: output does not load again: {e}"));
+    assert_eq!(reloaded.to_yaml().unwrap(), project.to_yaml().unwrap(), "{name}: output does not round-trip");
     // JSON output is the same document.
     let as_json: serde_json::Value = serde_json::from_str(&project.to_json().unwrap()).unwrap();
     let from_yaml: serde_json::Value =
@@ -62,6 +72,11 @@ fn nginx_flask_mysql() {
 #[test]
 fn prometheus_grafana() {
     check("prometheus-grafana");
+}
+
+#[test]
+fn kitchen_sink() {
+    check("kitchen-sink");
 }
 
 #[test]
