@@ -122,8 +122,26 @@ async fn resolve(
     want: &Platform,
 ) -> Result<Resolved, RegistryError> {
     client.ping().await?;
-    let what = format!("image {r}");
-    let (ct, raw) = client.manifest(r.object(), &what).await?;
+    let what = match (&r.digest, &r.tag) {
+        (Some(d), _) => format!("manifest {d}"),
+        (None, Some(t)) => format!("tag \"{t}\""),
+        (None, None) => "manifest".to_string(),
+    };
+    let (ct, raw) = match client.manifest(r.object(), &what).await {
+        Ok(v) => v,
+        Err(RegistryError::NotFound(m)) => {
+            // Say whether the repository itself is missing, not just the tag.
+            return Err(match client.repository_exists().await {
+                Ok(false) => RegistryError::NotFound(format!(
+                    "repository {} not found at {}",
+                    r.name(),
+                    client.endpoint.base
+                )),
+                _ => RegistryError::NotFound(m),
+            });
+        }
+        Err(e) => return Err(e),
+    };
     let top = sha256_digest(&raw);
     if let Some(d) = &r.digest {
         if *d != top {
@@ -275,7 +293,11 @@ async fn fetch(
     }
     let mut first_err: Option<(usize, anyhow::Error)> = None;
     while let Some(joined) = tasks.join_next().await {
-        let (i, r) = joined.map_err(|e| anyhow::anyhow!("layer task: {e}"))?;
+        let (i, r) = match joined {
+            Ok(v) => v,
+            Err(e) if e.is_cancelled() => continue,
+            Err(e) => return Err(Error::Other(anyhow::anyhow!("layer task: {e}"))),
+        };
         if let Err(e) = r {
             if first_err.as_ref().is_none_or(|(j, _)| i < *j) {
                 first_err = Some((i, e));
@@ -354,6 +376,10 @@ async fn ensure_layer(
     lp.finish("Pull complete");
     Ok(())
 }
+
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+struct DigestMismatch(String);
 
 /// A work directory under tmp/ that is removed unless committed.
 struct Work {
@@ -474,6 +500,7 @@ async fn download_and_unpack(
         fs::File::create(&work.blob).with_context(|| format!("create {}", work.blob.display()))?;
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let dest = work.dir.join("diff");
+    let (digest_want, size_want) = (desc.digest.clone(), desc.size);
     tracing::info!(target: "explain::image", "download {} and unpack into {}", desc.digest, dest.display());
     let consumer =
         tokio::task::spawn_blocking(move || -> anyhow::Result<(Unpacked, String, u64)> {
@@ -484,11 +511,20 @@ async fn download_and_unpack(
                 hasher: Sha256::new(),
                 count: 0,
             };
-            let u = unpack::unpack_layer(&mut reader, &dest)?;
-            // Whatever follows the compressed stream still counts for the digest.
-            io::copy(&mut reader, &mut io::sink())?;
+            let unpacked = unpack::unpack_layer(&mut reader, &dest);
+            // Read to the end even after an unpack error: whatever follows still
+            // counts for the digest, and a digest mismatch is the better diagnosis.
+            let drained = io::copy(&mut reader, &mut io::sink());
+            let digest = format!("sha256:{}", hex::encode(reader.hasher.clone().finalize()));
+            if drained.is_ok() && reader.count == size_want && digest != digest_want {
+                return Err(DigestMismatch(format!(
+                    "blob digest mismatch: expected {digest_want}, got {digest}"
+                ))
+                .into());
+            }
+            let u = unpacked?;
+            drained?;
             reader.blob.flush()?;
-            let digest = format!("sha256:{}", hex::encode(reader.hasher.finalize()));
             Ok((u, digest, reader.count))
         });
     let produced = produce(client, desc, tx, lp).await;
@@ -498,7 +534,9 @@ async fn download_and_unpack(
     // A download error explains an unpack error (a cut stream), not the reverse.
     produced?;
     let (u, digest, size) = consumed.map_err(|e| {
-        if e.chain().any(|c| c.is::<unpack::Refused>()) {
+        if e.is::<DigestMismatch>() {
+            e
+        } else if e.chain().any(|c| c.is::<unpack::Refused>()) {
             e.context("malicious layer refused")
         } else {
             e.context("unpack")

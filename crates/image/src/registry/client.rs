@@ -112,6 +112,16 @@ impl Client {
         Ok((ct, body.to_vec()))
     }
 
+    /// Whether the repository exists (`GET /v2/<name>/tags/list` is not a 404).
+    pub async fn repository_exists(&self) -> Result<bool, RegistryError> {
+        let url = format!("{}/v2/{}/tags/list", self.endpoint.base, self.repository);
+        match self.request(&url, &HeaderMap::new(), "tags").await {
+            Ok(_) => Ok(true),
+            Err(RegistryError::NotFound(_)) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Start downloading a blob at byte `offset` (a Range request when > 0).
     /// The response is 200 (whole blob) or 206 (from offset).
     pub async fn blob(
@@ -364,12 +374,17 @@ impl Client {
                     last = format!("{} answered {}", host_of(resp.url()), resp.status());
                 }
                 Ok(resp) => return Ok(resp),
-                Err(e) => last = e,
+                Err(e) => {
+                    // A name that does not resolve will not resolve a second later.
+                    let permanent = e.contains("dns error");
+                    last = e;
+                    if permanent {
+                        break;
+                    }
+                }
             }
         }
-        Err(RegistryError::Unreachable(format!(
-            "{what}: {last} (after {ATTEMPTS} attempts)"
-        )))
+        Err(RegistryError::Unreachable(format!("{what}: {last}")))
     }
 
     /// GET, following redirects by hand: Authorization goes only to the registry's own host.
@@ -477,14 +492,25 @@ pub fn backoff(attempt: u32) -> Duration {
 
 /// A reqwest error with its causes (reqwest's own text is terse).
 pub fn describe(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut parts = vec![e.to_string()];
-    let mut src = e.source();
-    while let Some(s) = src {
-        let t = s.to_string();
-        if !parts.iter().any(|p| p.contains(&t)) {
+    let mut parts: Vec<String> = Vec::new();
+    let mut push = |t: String| {
+        // reqwest/hyper wrappers that only repeat the URL or say "client error".
+        let noise = t.starts_with("error sending request")
+            || t.starts_with("client error (")
+            || t.starts_with("error decoding response body")
+            || t.starts_with("request or response body error");
+        if !noise && !parts.iter().any(|p| p.contains(&t)) {
             parts.push(t);
         }
+    };
+    push(e.to_string());
+    let mut src = e.source();
+    while let Some(s) = src {
+        push(s.to_string());
         src = s.source();
+    }
+    if parts.is_empty() {
+        return e.to_string();
     }
     parts.join(": ")
 }

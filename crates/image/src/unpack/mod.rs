@@ -281,6 +281,10 @@ impl Apply {
                     file.write_all(&self.buf[..n])?;
                     written += n as u64;
                 }
+                let declared = entry.size();
+                if written != declared {
+                    anyhow::bail!("truncated layer: the entry declares {declared} bytes but the stream ended after {written}");
+                }
                 self.content_size += written;
                 if self.is_root {
                     nix::unistd::fchown(&file, Some(meta.uid.into()), Some(meta.gid.into()))
