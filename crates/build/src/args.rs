@@ -148,6 +148,8 @@ pub struct MetaScope {
     vars: Vec<(String, String)>,
     /// Every meta ARG declared, with its value (None = declared, unset).
     declared: BTreeMap<String, Option<String>>,
+    /// The `--build-arg` values (they also override ARG defaults inside stages).
+    build_args: BTreeMap<String, String>,
 }
 
 impl MetaScope {
@@ -157,6 +159,7 @@ impl MetaScope {
         let mut scope = MetaScope {
             vars: opts.platform_args(),
             declared: BTreeMap::new(),
+            build_args: opts.build_args.clone(),
         };
         for located in &df.meta_args {
             let Instruction::Arg(decls) = &located.instruction else {
@@ -192,6 +195,11 @@ impl MetaScope {
             Some(v) => v.clone(),
             None => self.vars.get_var(name),
         }
+    }
+
+    /// The `--build-arg` value for `name`, if given.
+    pub fn build_arg(&self, name: &str) -> Option<&str> {
+        self.build_args.get(name).map(String::as_str)
     }
 
     /// Whether `name` was declared before the first FROM.

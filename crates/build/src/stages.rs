@@ -135,9 +135,12 @@ impl StageGraph {
                 match &located.instruction {
                     Instruction::Arg(decls) => {
                         for ArgDecl { name, default } in decls {
-                            let v = match default {
-                                Some(d) => Some(lx.process_word(d, &vars).unwrap_or_default()),
-                                None => meta.inherited(name),
+                            let v = match (meta.build_arg(name), default) {
+                                (Some(b), _) => Some(b.to_string()),
+                                (None, Some(d)) => {
+                                    Some(lx.process_word(d, &vars).unwrap_or_default())
+                                }
+                                (None, None) => meta.inherited(name),
                             };
                             if let Some(v) = v {
                                 vars.push((name.clone(), v));
@@ -287,9 +290,30 @@ mod tests {
     use crate::dockerfile::parse;
 
     fn graph(src: &str) -> Result<StageGraph, Error> {
+        graph_with(src, &[])
+    }
+
+    fn graph_with(src: &str, args: &[(&str, &str)]) -> Result<StageGraph, Error> {
         let df = parse(src).unwrap();
-        let meta = MetaScope::new(&df, &BuildOptions::default()).unwrap();
+        let opts = BuildOptions {
+            build_args: args
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+            ..Default::default()
+        };
+        let meta = MetaScope::new(&df, &opts).unwrap();
         StageGraph::build(&df, &meta)
+    }
+
+    #[test]
+    fn copy_from_follows_build_args() {
+        let src = "FROM a AS one\nFROM b AS two\nFROM c\nARG SRC=one\nCOPY --from=$SRC /x /x\n";
+        assert_eq!(graph(src).unwrap().needed(2), vec![0, 2]);
+        assert_eq!(
+            graph_with(src, &[("SRC", "two")]).unwrap().needed(2),
+            vec![1, 2]
+        );
     }
 
     #[test]
