@@ -13,6 +13,8 @@
 //!
 //! Running RUN steps (the executor) lives elsewhere and stands on these.
 
+#![warn(missing_docs)]
+
 pub mod args;
 pub mod cache_key;
 pub mod config;

@@ -134,6 +134,7 @@ pub(crate) fn build(scanned: Scanned) -> Result<Dockerfile, ParseError> {
             "dockerfile contains no stages to build".into(),
         ));
     }
+    warnings.sort_by_key(|w| w.line);
     Ok(Dockerfile {
         directives,
         meta_args,
