@@ -45,7 +45,9 @@ pub struct Step {
     /// 1-based line of the instruction.
     pub line: usize,
     /// The instruction with variables expanded (see [`expand_instruction`]);
-    /// for COPY/ADD inline heredocs with `expand` set are expanded too.
+    /// for COPY/ADD inline heredocs with `expand` set are expanded too; for
+    /// ARG each `default` is the value in effect (build arg, default, or the
+    /// inherited meta value; `None` = unset).
     pub instruction: Instruction,
     /// For RUN.
     pub run: Option<RunSpec>,
@@ -137,14 +139,17 @@ impl StageState {
         let vars = self.expansion_vars();
         let mut instr =
             expand_instruction(&self.lexer, &located.instruction, &vars).map_err(|e| at(e.0))?;
-        if let Instruction::Arg(decls) = &instr {
-            for ArgDecl { name, default } in decls {
-                let value = match (self.opts.build_args.get(name), default) {
+        if let Instruction::Arg(decls) = &mut instr {
+            // The expanded ARG carries the value in effect (build arg, default
+            // or inherited meta value), as BuildKit records it in history.
+            for ArgDecl { name, default } in decls.iter_mut() {
+                let value = match (self.opts.build_args.get(name.as_str()), default.as_ref()) {
                     (Some(v), _) => Some(v.clone()),
                     (None, Some(d)) => Some(d.clone()),
                     (None, None) => self.meta.inherited(name),
                 };
-                self.args.push((name.clone(), value));
+                self.args.push((name.clone(), value.clone()));
+                *default = value;
             }
         }
         if let Instruction::Copy(c) = &mut instr {
@@ -293,6 +298,7 @@ mod tests {
             steps[3].history.created_by,
             "RUN |2 X=cli Y=y /bin/sh -c echo $X # buildkit"
         );
+        assert_eq!(steps[0].history.created_by, "ARG X=cli");
         match &steps[4].instruction {
             Instruction::Copy(c) => assert_eq!(c.chown.as_deref(), Some("y")),
             _ => panic!(),
