@@ -9,6 +9,7 @@
 //! - [`config`]: image config evolution and history entries.
 //! - [`dockerignore`]: `.dockerignore` parsing and matching (Docker's rules).
 //! - [`context`]: walking the build context and selecting COPY/ADD sources.
+//! - [`chown`]: `COPY --chown` names → uid/gid with the image's passwd/group files.
 //! - [`cache_key`]: the build-cache key of each step.
 //!
 //! Running RUN steps (the executor) lives elsewhere and stands on these.
@@ -17,6 +18,7 @@
 
 pub mod args;
 pub mod cache_key;
+pub mod chown;
 pub mod config;
 pub mod context;
 pub mod dockerfile;
