@@ -67,7 +67,9 @@ impl Engine {
         if call(&sock, "ping", Duration::from_secs(2)).is_ok() {
             return Ok(());
         }
-        let Some(l) = &self.supervisor else { return Ok(()) };
+        let Some(l) = &self.supervisor else {
+            return Ok(());
+        };
         if let Some(pid) = self.supervisor_pid(project) {
             // Alive but not answering: it is stuck; replace it.
             tracing::info!(target: "explain::supervisor", "supervisor {pid} does not answer: SIGKILL");
@@ -75,7 +77,8 @@ impl Engine {
             unsafe { libc::kill(pid, libc::SIGKILL) };
         }
         let run = self.paths.run_dir(project);
-        std::fs::create_dir_all(&run).with_context(|| format!("cannot create {}", run.display()))?;
+        std::fs::create_dir_all(&run)
+            .with_context(|| format!("cannot create {}", run.display()))?;
         let _ = std::fs::remove_file(&sock);
         let log = std::fs::OpenOptions::new()
             .create(true)
@@ -84,7 +87,11 @@ impl Engine {
             .context("open the supervisor log")?;
         let log2 = log.try_clone().context("dup the log fd")?;
         let mut cmd = Command::new(&l.program);
-        cmd.args(&l.args).arg(project).stdin(Stdio::null()).stdout(log).stderr(log2);
+        cmd.args(&l.args)
+            .arg(project)
+            .stdin(Stdio::null())
+            .stdout(log)
+            .stderr(log2);
         // SAFETY: setsid is async-signal-safe: the supervisor leaves our
         // session so Ctrl+C on the terminal does not reach it.
         unsafe {
@@ -107,7 +114,9 @@ impl Engine {
                 )));
             }
             if Instant::now() >= deadline {
-                return Err(Error::Other(anyhow::anyhow!("the supervisor of {project} did not answer within 5s")));
+                return Err(Error::Other(anyhow::anyhow!(
+                    "the supervisor of {project} did not answer within 5s"
+                )));
             }
             std::thread::sleep(Duration::from_millis(5));
         }
@@ -115,18 +124,31 @@ impl Engine {
 
     /// Ask the supervisor to rescan now (best effort).
     pub fn notify_supervisor(&self, project: &str) {
-        let _ = call(&self.paths.socket(project), "reload", Duration::from_secs(2));
+        let _ = call(
+            &self.paths.socket(project),
+            "reload",
+            Duration::from_secs(2),
+        );
     }
 
     /// What the supervisor knows (None when it does not answer).
     pub fn supervisor_status(&self, project: &str) -> Option<Response> {
-        call(&self.paths.socket(project), "status", Duration::from_secs(2)).ok()
+        call(
+            &self.paths.socket(project),
+            "status",
+            Duration::from_secs(2),
+        )
+        .ok()
     }
 
     /// Ask the supervisor to exit; SIGKILL it if it does not within 2 s.
     pub fn stop_supervisor(&self, project: &str) {
         let pid = self.supervisor_pid(project);
-        let _ = call(&self.paths.socket(project), "shutdown", Duration::from_secs(2));
+        let _ = call(
+            &self.paths.socket(project),
+            "shutdown",
+            Duration::from_secs(2),
+        );
         if let Some(pid) = pid {
             let deadline = Instant::now() + Duration::from_secs(2);
             while mc_runtime::state::proc_start_time(pid).is_some() && Instant::now() < deadline {

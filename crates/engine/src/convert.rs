@@ -59,7 +59,10 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
     };
     let args: Vec<String> = entrypoint.iter().chain(cmd.iter()).cloned().collect();
     if args.is_empty() {
-        return Err(invalid(svc, "no command: the image has no CMD or ENTRYPOINT; set `command:`".into()));
+        return Err(invalid(
+            svc,
+            "no command: the image has no CMD or ENTRYPOINT; set `command:`".into(),
+        ));
     }
     let mut env: Vec<String> = cfg.env().clone().unwrap_or_default();
     if !env.iter().any(|e| e.starts_with("PATH=")) {
@@ -72,13 +75,17 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
         .collect();
     let env = mc_runtime::spec::merge_env(&env, &own);
 
-    let hostname = s.hostname.clone().unwrap_or_else(|| input.id.chars().take(12).collect());
+    let hostname = s
+        .hostname
+        .clone()
+        .unwrap_or_else(|| input.id.chars().take(12).collect());
     let network_mode = s.network_mode.clone().unwrap_or_default();
     let (network, networks) = match network_mode.as_str() {
         "host" | "none" => (network_mode.clone(), Vec::new()),
         "" | "bridge" => {
             let mut v = Vec::new();
-            let mut keys: Vec<(&String, &Option<mc_compose::ServiceNetwork>)> = s.networks.iter().collect();
+            let mut keys: Vec<(&String, &Option<mc_compose::ServiceNetwork>)> =
+                s.networks.iter().collect();
             // compose: higher priority first, then by name.
             keys.sort_by(|a, b| {
                 let pa = a.1.as_ref().and_then(|n| n.priority).unwrap_or(0);
@@ -87,7 +94,10 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
             });
             for (i, (key, opts)) in keys.into_iter().enumerate() {
                 let net = input.project.networks.get(key).ok_or_else(|| {
-                    invalid(svc, format!("network {key} is not declared under the top-level networks"))
+                    invalid(
+                        svc,
+                        format!("network {key} is not declared under the top-level networks"),
+                    )
                 })?;
                 let mut aliases = vec![svc.to_string()];
                 let mut ip = None;
@@ -95,14 +105,31 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
                     aliases.extend(o.aliases.iter().cloned());
                     if let Some(a) = &o.ipv4_address {
                         ip = Some(a.parse::<Ipv4Addr>().map_err(|_| {
-                            invalid(svc, format!("ipv4_address {a:?} on network {key} is not an IPv4 address"))
+                            invalid(
+                                svc,
+                                format!(
+                                    "ipv4_address {a:?} on network {key} is not an IPv4 address"
+                                ),
+                            )
                         })?);
                     }
                 }
-                let ports = if i == 0 && input.publish { port_mappings(svc, &s.ports)? } else { Vec::new() };
-                v.push(NetAttach { network: net.name.clone(), aliases, ip, ports });
+                let ports = if i == 0 && input.publish {
+                    port_mappings(svc, &s.ports)?
+                } else {
+                    Vec::new()
+                };
+                v.push(NetAttach {
+                    network: net.name.clone(),
+                    aliases,
+                    ip,
+                    ports,
+                });
             }
-            let first = v.first().map(|a| a.network.clone()).unwrap_or_else(|| "none".into());
+            let first = v
+                .first()
+                .map(|a| a.network.clone())
+                .unwrap_or_else(|| "none".into());
             (first, v)
         }
         other => {
@@ -123,13 +150,25 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
                 if !src.exists() {
                     if v.bind.as_ref().is_some_and(|b| b.create_host_path) {
                         std::fs::create_dir_all(&src).map_err(|e| {
-                            invalid(svc, format!("cannot create bind source {}: {e}", src.display()))
+                            invalid(
+                                svc,
+                                format!("cannot create bind source {}: {e}", src.display()),
+                            )
                         })?;
                     } else {
-                        return Err(invalid(svc, format!("bind source path does not exist: {}", src.display())));
+                        return Err(invalid(
+                            svc,
+                            format!("bind source path does not exist: {}", src.display()),
+                        ));
                     }
                 }
-                mounts.push(MountSpec { kind: "bind".into(), source: src, destination: v.target.clone(), read_only: v.read_only, options: String::new() });
+                mounts.push(MountSpec {
+                    kind: "bind".into(),
+                    source: src,
+                    destination: v.target.clone(),
+                    read_only: v.read_only,
+                    options: String::new(),
+                });
             }
             "volume" => {
                 let name = if v.source.is_empty() {
@@ -150,7 +189,13 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
                 if !nocopy {
                     fill.push((name.clone(), v.target.clone()));
                 }
-                mounts.push(MountSpec { kind: "bind".into(), source: data, destination: v.target.clone(), read_only: v.read_only, options: String::new() });
+                mounts.push(MountSpec {
+                    kind: "bind".into(),
+                    source: data,
+                    destination: v.target.clone(),
+                    read_only: v.read_only,
+                    options: String::new(),
+                });
             }
             "tmpfs" => {
                 let mut opts = Vec::new();
@@ -162,36 +207,74 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
                         opts.push(format!("mode={m:o}"));
                     }
                 }
-                mounts.push(MountSpec { kind: "tmpfs".into(), source: PathBuf::from("tmpfs"), destination: v.target.clone(), read_only: v.read_only, options: opts.join(",") });
+                mounts.push(MountSpec {
+                    kind: "tmpfs".into(),
+                    source: PathBuf::from("tmpfs"),
+                    destination: v.target.clone(),
+                    read_only: v.read_only,
+                    options: opts.join(","),
+                });
             }
-            other => return Err(invalid(svc, format!("volume type {other} is not supported (use bind, volume or tmpfs)"))),
+            other => {
+                return Err(invalid(
+                    svc,
+                    format!("volume type {other} is not supported (use bind, volume or tmpfs)"),
+                ))
+            }
         }
     }
     for t in &s.tmpfs {
         let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
-        mounts.push(MountSpec { kind: "tmpfs".into(), source: PathBuf::from("tmpfs"), destination: dst.into(), read_only: false, options: opts.into() });
+        mounts.push(MountSpec {
+            kind: "tmpfs".into(),
+            source: PathBuf::from("tmpfs"),
+            destination: dst.into(),
+            read_only: false,
+            options: opts.into(),
+        });
     }
 
     let privileged = s.privileged;
-    let caps = mc_runtime::caps::resolve(&s.cap_add, &s.cap_drop, privileged).map_err(|e| invalid(svc, e.to_string()))?;
-    let limits = s.deploy.as_ref().and_then(|d| d.resources.as_ref()).and_then(|r| r.limits.as_ref());
+    let caps = mc_runtime::caps::resolve(&s.cap_add, &s.cap_drop, privileged)
+        .map_err(|e| invalid(svc, e.to_string()))?;
+    let limits = s
+        .deploy
+        .as_ref()
+        .and_then(|d| d.resources.as_ref())
+        .and_then(|r| r.limits.as_ref());
     let memory = s.mem_limit.or_else(|| limits.and_then(|l| l.memory));
-    let cpus = s.cpus.or_else(|| limits.and_then(|l| l.cpus)).filter(|c| *c > 0.0);
+    let cpus = s
+        .cpus
+        .or_else(|| limits.and_then(|l| l.cpus))
+        .filter(|c| *c > 0.0);
     let pids = s.pids_limit.or_else(|| limits.and_then(|l| l.pids));
     if let Some(m) = memory {
         if m < mc_runtime::spec::MIN_MEMORY {
             return Err(invalid(svc, "minimum memory limit allowed is 6MB".into()));
         }
     }
-    let resources = Resources { memory, nano_cpus: cpus.map(|c| (c * 1e9).round() as u64), pids_limit: pids };
+    let resources = Resources {
+        memory,
+        nano_cpus: cpus.map(|c| (c * 1e9).round() as u64),
+        pids_limit: pids,
+    };
     let stop_signal = match s.stop_signal.as_deref().or(cfg.stop_signal().as_deref()) {
-        Some(sig) => mc_runtime::spec::parse_signal(sig).map_err(|e| invalid(svc, e.to_string()))?,
+        Some(sig) => {
+            mc_runtime::spec::parse_signal(sig).map_err(|e| invalid(svc, e.to_string()))?
+        }
         None => libc::SIGTERM,
     };
     let stop_timeout = s.stop_grace_period.map(|d| d.as_secs()).unwrap_or(10);
-    let seccomp = !s.security_opt.iter().any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
+    let seccomp = !s
+        .security_opt
+        .iter()
+        .any(|o| o == "seccomp=unconfined" || o == "seccomp:unconfined");
 
-    let mut labels: BTreeMap<String, String> = s.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut labels: BTreeMap<String, String> = s
+        .labels
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     labels.extend(naming::container_labels(
         &input.project.name,
         svc,
@@ -200,7 +283,13 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
         &input.image.id,
         input.oneoff,
         &input.project.working_dir.to_string_lossy(),
-        &input.project.files.iter().map(|f| f.to_string_lossy().into_owned()).collect::<Vec<_>>().join(","),
+        &input
+            .project
+            .files
+            .iter()
+            .map(|f| f.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(","),
     ));
 
     let spec = ContainerSpec {
@@ -213,7 +302,12 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
         entrypoint,
         cmd,
         env,
-        working_dir: s.working_dir.clone().or(cfg.working_dir().clone()).filter(|w| !w.is_empty()).unwrap_or_else(|| "/".into()),
+        working_dir: s
+            .working_dir
+            .clone()
+            .or(cfg.working_dir().clone())
+            .filter(|w| !w.is_empty())
+            .unwrap_or_else(|| "/".into()),
         user: s.user.clone().or(cfg.user().clone()).unwrap_or_default(),
         hostname: hostname.clone(),
         tty: false,
@@ -233,18 +327,27 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
         labels,
     };
 
-    let restart = match (&s.restart, s.deploy.as_ref().and_then(|d| d.restart_policy.as_ref())) {
+    let restart = match (
+        &s.restart,
+        s.deploy.as_ref().and_then(|d| d.restart_policy.as_ref()),
+    ) {
         (Some(r), _) => Policy::parse(r).map_err(|e| invalid(svc, e))?,
         (None, Some(p)) => Policy::from_deploy(p.condition.as_deref(), p.max_attempts),
         (None, None) => Policy::No,
     };
     let mut extra_hosts = Vec::new();
     for h in &s.extra_hosts {
-        extra_hosts.push(mc_net::files::parse_add_host(h).map_err(|e| invalid(svc, format!("extra_hosts: {e}")))?);
+        extra_hosts.push(
+            mc_net::files::parse_add_host(h)
+                .map_err(|e| invalid(svc, format!("extra_hosts: {e}")))?,
+        );
     }
     let mut dns = Vec::new();
     for d in &s.dns {
-        dns.push(d.parse::<IpAddr>().map_err(|_| invalid(svc, format!("dns {d:?} is not an IP address")))?);
+        dns.push(
+            d.parse::<IpAddr>()
+                .map_err(|_| invalid(svc, format!("dns {d:?} is not an IP address")))?,
+        );
     }
     let record = ContainerRecord {
         id: input.id.clone(),
@@ -271,29 +374,46 @@ pub fn port_mappings(svc: &str, ports: &[Port]) -> Result<Vec<mc_net::PortMappin
         let proto = match p.protocol.as_str() {
             "tcp" => mc_net::Proto::Tcp,
             "udp" => mc_net::Proto::Udp,
-            other => return Err(invalid(svc, format!("port protocol {other} is not supported (tcp or udp)"))),
+            other => {
+                return Err(invalid(
+                    svc,
+                    format!("port protocol {other} is not supported (tcp or udp)"),
+                ))
+            }
         };
         let host_ip = match p.host_ip.as_deref() {
             None | Some("") | Some("0.0.0.0") => None,
             Some(ip) => Some(ip.parse::<Ipv4Addr>().map_err(|_| {
-                invalid(svc, format!("host_ip {ip:?} is not an IPv4 address (IPv6 ports are not supported)"))
+                invalid(
+                    svc,
+                    format!("host_ip {ip:?} is not an IPv4 address (IPv6 ports are not supported)"),
+                )
             })?),
         };
         let host_port = match p.published.as_deref() {
             None | Some("") => 0,
             Some(pub_) => {
                 let first = pub_.split('-').next().unwrap_or(pub_);
-                first.parse::<u16>().map_err(|_| invalid(svc, format!("published port {pub_:?} is not a port number")))?
+                first.parse::<u16>().map_err(|_| {
+                    invalid(svc, format!("published port {pub_:?} is not a port number"))
+                })?
             }
         };
-        out.push(mc_net::PortMapping { proto, host_ip, host_port, container_port: p.target });
+        out.push(mc_net::PortMapping {
+            proto,
+            host_ip,
+            host_port,
+            container_port: p.target,
+        });
     }
     Ok(out)
 }
 
 /// The service's healthcheck (none: no healthcheck, `disable`/NONE included).
 pub fn healthcheck(svc: &str, s: &Service) -> Result<Option<HealthConfig>, Error> {
-    let Some(h) = &s.healthcheck else { return Ok(None) };
+    let Some(h) = &s.healthcheck else {
+        return Ok(None);
+    };
     if h.disable || h.test.is_empty() {
         return Ok(None);
     }
@@ -313,7 +433,10 @@ pub fn healthcheck(svc: &str, s: &Service) -> Result<Option<HealthConfig>, Error
         timeout: h.timeout.filter(|d| !d.is_zero()).unwrap_or(d30),
         retries: h.retries.filter(|r| *r > 0).unwrap_or(3),
         start_period: h.start_period.unwrap_or_default(),
-        start_interval: h.start_interval.filter(|d| !d.is_zero()).unwrap_or(Duration::from_secs(5)),
+        start_interval: h
+            .start_interval
+            .filter(|d| !d.is_zero())
+            .unwrap_or(Duration::from_secs(5)),
     }))
 }
 
@@ -346,9 +469,21 @@ pub fn unsupported(svc: &str, s: &Service) -> Vec<String> {
     add(s.stdin_open, "stdin_open");
     add(s.logging.is_some(), "logging");
     add(s.platform.is_some(), "platform");
-    add(s.security_opt.iter().any(|o| !o.starts_with("seccomp")), "security_opt");
-    add(s.networks.values().flatten().any(|n| n.ipv6_address.is_some()), "networks.*.ipv6_address");
-    add(s.depends_on.values().any(|d| d.restart), "depends_on.*.restart");
+    add(
+        s.security_opt.iter().any(|o| !o.starts_with("seccomp")),
+        "security_opt",
+    );
+    add(
+        s.networks
+            .values()
+            .flatten()
+            .any(|n| n.ipv6_address.is_some()),
+        "networks.*.ipv6_address",
+    );
+    add(
+        s.depends_on.values().any(|d| d.restart),
+        "depends_on.*.restart",
+    );
     keys.into_iter()
         .map(|k| format!("service {svc}: `{k}` is not supported by minicompose yet and is ignored"))
         .collect()

@@ -26,7 +26,10 @@ mod tests {
 
     #[test]
     fn stable_and_sensitive() {
-        let mut a = mc_compose::Service { image: Some("redis:alpine".into()), ..Default::default() };
+        let mut a = mc_compose::Service {
+            image: Some("redis:alpine".into()),
+            ..Default::default()
+        };
         let h1 = service_hash(&a);
         assert_eq!(h1, service_hash(&a.clone()));
         assert_eq!(h1.len(), 64);

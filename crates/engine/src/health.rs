@@ -9,7 +9,14 @@ use std::time::Duration;
 use crate::state::{Health, HealthConfig};
 
 /// Record a probe result; returns the new state.
-pub fn record(cfg: &HealthConfig, mut h: Health, ok: bool, in_start_period: bool, output: String, exit: i32) -> Health {
+pub fn record(
+    cfg: &HealthConfig,
+    mut h: Health,
+    ok: bool,
+    in_start_period: bool,
+    output: String,
+    exit: i32,
+) -> Health {
     h.last_output = output;
     h.last_exit = exit;
     if ok {
@@ -51,9 +58,16 @@ mod tests {
     #[test]
     fn transitions() {
         let c = cfg();
-        let h = Health { status: "starting".into(), ..Default::default() };
+        let h = Health {
+            status: "starting".into(),
+            ..Default::default()
+        };
         let h = record(&c, h, false, true, String::new(), 1);
-        assert_eq!((h.status.as_str(), h.failing_streak), ("starting", 0), "start period forgives");
+        assert_eq!(
+            (h.status.as_str(), h.failing_streak),
+            ("starting", 0),
+            "start period forgives"
+        );
         let h = record(&c, h, false, false, String::new(), 1);
         assert_eq!((h.status.as_str(), h.failing_streak), ("starting", 1));
         let h = record(&c, h, false, false, String::new(), 1);

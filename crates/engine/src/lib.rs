@@ -126,11 +126,19 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(root: &Path, pull: mc_image::PullOptions, dns: Option<mc_net::DnsLauncher>, supervisor: Option<Launcher>) -> Engine {
+    pub fn new(
+        root: &Path,
+        pull: mc_image::PullOptions,
+        dns: Option<mc_net::DnsLauncher>,
+        supervisor: Option<Launcher>,
+    ) -> Engine {
         Engine {
             paths: Paths::new(root),
             runtime: mc_runtime::Runtime::open(root),
-            net: NetContext { root: root.to_path_buf(), dns },
+            net: NetContext {
+                root: root.to_path_buf(),
+                dns,
+            },
             pull,
             supervisor,
         }

@@ -3,7 +3,9 @@
 
 /// docker compose's color order: cyan, yellow, green, magenta, blue, then
 /// the bright variants.
-const COLORS: [&str; 10] = ["36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1", "34;1"];
+const COLORS: [&str; 10] = [
+    "36", "33", "32", "35", "34", "36;1", "33;1", "32;1", "35;1", "34;1",
+];
 
 /// Formats lines for a fixed set of containers.
 #[derive(Debug, Clone)]
@@ -17,7 +19,13 @@ pub struct Prefixer {
 
 impl Prefixer {
     pub fn new(color: bool, prefix: bool, timestamps: bool) -> Prefixer {
-        Prefixer { width: 0, color, prefix, timestamps, names: Vec::new() }
+        Prefixer {
+            width: 0,
+            color,
+            prefix,
+            timestamps,
+            names: Vec::new(),
+        }
     }
 
     /// Register a container (its color is the next in the order).
@@ -39,7 +47,8 @@ impl Prefixer {
         let text = text.strip_suffix('\r').unwrap_or(text);
         let mut out = String::new();
         if self.prefix {
-            let p = format!("{name:<w$}|", w = self.width.max(name.len() + 1));
+            // compose: `%-{longest+1}s |`, then a space.
+            let p = format!("{name:<w$} |", w = self.width.max(name.len() + 1));
             if self.color {
                 out.push_str(&format!("\x1b[{}m{p}\x1b[0m ", self.color_of(name)));
             } else {
@@ -84,7 +93,7 @@ mod tests {
         for n in ["a", "b", "c", "d", "e", "f"] {
             p.add(n);
         }
-        assert_eq!(p.line("a", "", "x"), "\x1b[36ma |\x1b[0m x");
+        assert_eq!(p.line("a", "", "x"), "\x1b[36ma  |\x1b[0m x");
         assert!(p.line("b", "", "x").starts_with("\x1b[33m"));
         assert!(p.line("e", "", "x").starts_with("\x1b[34m"));
         assert!(p.line("f", "", "x").starts_with("\x1b[36;1m"));
@@ -93,6 +102,9 @@ mod tests {
     #[test]
     fn no_prefix_and_timestamps() {
         let p = Prefixer::new(false, false, true);
-        assert_eq!(p.line("a", "2024-01-01T00:00:00Z", "x\n"), "2024-01-01T00:00:00Z x");
+        assert_eq!(
+            p.line("a", "2024-01-01T00:00:00Z", "x\n"),
+            "2024-01-01T00:00:00Z x"
+        );
     }
 }

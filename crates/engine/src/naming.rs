@@ -31,6 +31,7 @@ pub fn scoped(project: &str, key: &str) -> String {
 }
 
 /// The labels every service container carries.
+#[allow(clippy::too_many_arguments)]
 pub fn container_labels(
     project: &str,
     service: &str,
@@ -47,7 +48,10 @@ pub fn container_labels(
     l.insert(LABEL_NUMBER.into(), number.to_string());
     l.insert(LABEL_HASH.into(), hash.into());
     l.insert(LABEL_IMAGE.into(), image_id.into());
-    l.insert(LABEL_ONEOFF.into(), if oneoff { "True" } else { "False" }.into());
+    l.insert(
+        LABEL_ONEOFF.into(),
+        if oneoff { "True" } else { "False" }.into(),
+    );
     l.insert(LABEL_WORKING_DIR.into(), working_dir.into());
     l.insert(LABEL_CONFIG_FILES.into(), config_files.into());
     l.insert(LABEL_VERSION.into(), env!("CARGO_PKG_VERSION").into());
@@ -57,7 +61,8 @@ pub fn container_labels(
 /// Whether a project name is valid (compose: lowercase letters, digits, `-`, `_`, starting with a letter or digit).
 pub fn valid_project_name(name: &str) -> bool {
     let mut c = name.chars();
-    c.next().is_some_and(|f| f.is_ascii_lowercase() || f.is_ascii_digit())
+    c.next()
+        .is_some_and(|f| f.is_ascii_lowercase() || f.is_ascii_digit())
         && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_')
 }
 
@@ -69,7 +74,10 @@ mod tests {
     fn names_like_compose() {
         assert_eq!(container_name("hit", "web", 1), "hit-web-1");
         assert_eq!(scoped("hit", "default"), "hit_default");
-        assert_eq!(oneoff_name("hit", "web", "0123456789abcdef"), "hit-web-run-0123456789ab");
+        assert_eq!(
+            oneoff_name("hit", "web", "0123456789abcdef"),
+            "hit-web-run-0123456789ab"
+        );
         let l = container_labels("p", "s", 2, "h", "sha256:x", false, "/d", "/d/c.yml");
         assert_eq!(l[LABEL_NUMBER], "2");
         assert_eq!(l[LABEL_ONEOFF], "False");

@@ -86,7 +86,8 @@ impl Hook<'_> {
         if let Some((ip, gw)) = first {
             let names = vec![self.hostname.clone()];
             let hosts = mc_net::files::container_hosts(Some((ip, &names)), &self.rec.extra_hosts);
-            let resolv = mc_net::files::container_resolv_conf(gw, &mc_net::files::ResolvConf::host());
+            let resolv =
+                mc_net::files::container_resolv_conf(gw, &mc_net::files::ResolvConf::host());
             rewrite(&self.dir.join("hosts"), &hosts)?;
             rewrite(&self.dir.join("resolv.conf"), &resolv)?;
         }
@@ -103,6 +104,7 @@ fn rewrite(path: &std::path::Path, text: &str) -> Result<(), mc_net::Error> {
         .truncate(true)
         .open(path)
         .with_context(|| format!("open {}", path.display()))?;
-    f.write_all(text.as_bytes()).with_context(|| format!("write {}", path.display()))?;
+    f.write_all(text.as_bytes())
+        .with_context(|| format!("write {}", path.display()))?;
     Ok(())
 }

@@ -10,7 +10,9 @@ use mc_compose::{Project, Service};
 use mc_runtime::{EtcFiles, Record};
 
 use crate::convert::{self, Built, Input};
-use crate::naming::{self, LABEL_HASH, LABEL_IMAGE, LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE};
+use crate::naming::{
+    self, LABEL_HASH, LABEL_IMAGE, LABEL_NUMBER, LABEL_ONEOFF, LABEL_PROJECT, LABEL_SERVICE,
+};
 use crate::netattach::Hook;
 use crate::plan::{self, Action, Existing, RecreatePolicy};
 use crate::state::{write_json, ContainerRecord, ProjectRecord};
@@ -83,7 +85,10 @@ impl Engine {
                 let l = &rec.spec.labels;
                 Member {
                     service: l.get(LABEL_SERVICE).cloned().unwrap_or_default(),
-                    number: l.get(LABEL_NUMBER).and_then(|n| n.parse().ok()).unwrap_or(0),
+                    number: l
+                        .get(LABEL_NUMBER)
+                        .and_then(|n| n.parse().ok())
+                        .unwrap_or(0),
                     oneoff: l.get(LABEL_ONEOFF).map(String::as_str) == Some("True"),
                     state: rec.live_state(),
                     rec,
@@ -103,16 +108,21 @@ impl Engine {
             .filter_map(|r| r.spec.labels.get(LABEL_PROJECT).cloned())
             .chain(self.paths.project_names())
         {
-            if !out.contains_key(&name) {
-                let m = self.members(&name);
-                out.insert(name, m);
+            if let std::collections::btree_map::Entry::Vacant(e) = out.entry(name) {
+                let m = self.members(e.key());
+                e.insert(m);
             }
         }
         out
     }
 
     /// The image of a service, pulled if missing.
-    pub fn ensure_image(&self, svc: &str, s: &Service, rep: &mut dyn Reporter) -> Result<(String, mc_image::LocalImage), Error> {
+    pub fn ensure_image(
+        &self,
+        svc: &str,
+        s: &Service,
+        rep: &mut dyn Reporter,
+    ) -> Result<(String, mc_image::LocalImage), Error> {
         let Some(image) = s.image.clone() else {
             return Err(Error::Invalid(format!(
                 "service {svc} has no image: building (`build:`) is not supported by up yet; set `image:`"
@@ -124,7 +134,9 @@ impl Engine {
                 return Ok((image, img));
             }
         } else if s.pull_policy.as_deref() == Some("never") {
-            return Err(Error::Invalid(format!("service {svc}: image {image} is not present and pull_policy is never")));
+            return Err(Error::Invalid(format!(
+                "service {svc}: image {image} is not present and pull_policy is never"
+            )));
         }
         rep.status("Image", &image, "Pulling");
         let img = mc_image::pull_blocking(&store, &image, &self.pull)?;
@@ -133,14 +145,21 @@ impl Engine {
     }
 
     /// `pull`: every (selected) service's image.
-    pub fn pull_images(&self, project: &Project, services: &[String], rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn pull_images(
+        &self,
+        project: &Project,
+        services: &[String],
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         let store = mc_image::Store::open(&self.paths.root)?;
         for (name, s) in &project.services {
             if !services.is_empty() && !services.contains(name) {
                 continue;
             }
             let Some(image) = &s.image else {
-                rep.warn(&format!("service {name} has no image to pull (build: is not supported yet)"));
+                rep.warn(&format!(
+                    "service {name} has no image to pull (build: is not supported yet)"
+                ));
                 continue;
             };
             rep.status("Image", image, "Pulling");
@@ -151,7 +170,12 @@ impl Engine {
     }
 
     /// Create the project's networks used by `services` (external ones must exist).
-    pub fn ensure_networks(&self, project: &Project, services: &[String], rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn ensure_networks(
+        &self,
+        project: &Project,
+        services: &[String],
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         let nets = self.net.networks()?;
         let mut used: Vec<&String> = Vec::new();
         for s in services {
@@ -166,7 +190,9 @@ impl Engine {
             }
         }
         for key in used {
-            let Some(decl) = project.networks.get(key) else { continue };
+            let Some(decl) = project.networks.get(key) else {
+                continue;
+            };
             if nets.store().load_network(&decl.name)?.is_some() {
                 continue;
             }
@@ -178,7 +204,9 @@ impl Engine {
             }
             if let Some(d) = decl.driver.as_deref() {
                 if d != "bridge" {
-                    return Err(Error::Invalid(format!("network {key}: driver {d} is not supported (only bridge)")));
+                    return Err(Error::Invalid(format!(
+                        "network {key}: driver {d} is not supported (only bridge)"
+                    )));
                 }
             }
             let subnet = decl
@@ -189,22 +217,44 @@ impl Engine {
                 .and_then(|a| a.first())
                 .and_then(|c| c.get("subnet"))
                 .and_then(|s| s.as_str())
-                .map(|s| s.parse().map_err(|_| Error::Invalid(format!("network {key}: subnet {s:?} is not an IPv4 CIDR"))))
+                .map(|s| {
+                    s.parse().map_err(|_| {
+                        Error::Invalid(format!("network {key}: subnet {s:?} is not an IPv4 CIDR"))
+                    })
+                })
                 .transpose()?;
-            let mut labels: BTreeMap<String, String> = decl.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+            let mut labels: BTreeMap<String, String> = decl
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
             labels.insert(LABEL_PROJECT.into(), project.name.clone());
             labels.insert(naming::LABEL_NETWORK.into(), key.clone());
             rep.status("Network", &decl.name, "Creating");
-            nets.create(&mc_net::CreateRequest { name: decl.name.clone(), subnet, internal: decl.internal, labels })?;
+            nets.create(&mc_net::CreateRequest {
+                name: decl.name.clone(),
+                subnet,
+                internal: decl.internal,
+                labels,
+            })?;
             rep.status("Network", &decl.name, "Created");
         }
         Ok(())
     }
 
     /// Create the named volumes used by `services`.
-    pub fn ensure_volumes(&self, project: &Project, services: &[String], rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn ensure_volumes(
+        &self,
+        project: &Project,
+        services: &[String],
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         for s in services {
-            for v in project.services[s].volumes.iter().filter(|v| v.kind == "volume" && !v.source.is_empty()) {
+            for v in project.services[s]
+                .volumes
+                .iter()
+                .filter(|v| v.kind == "volume" && !v.source.is_empty())
+            {
                 let Some(decl) = project.volumes.get(&v.source) else {
                     return Err(Error::Invalid(format!(
                         "service {s} refers to undefined volume {}: declare it under the top-level volumes",
@@ -220,7 +270,11 @@ impl Engine {
                         decl.name
                     )));
                 }
-                let mut labels: BTreeMap<String, String> = decl.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+                let mut labels: BTreeMap<String, String> = decl
+                    .labels
+                    .iter()
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect();
                 labels.insert(LABEL_PROJECT.into(), project.name.clone());
                 labels.insert(naming::LABEL_VOLUME.into(), v.source.clone());
                 rep.status("Volume", &decl.name, "Creating");
@@ -235,9 +289,16 @@ impl Engine {
         let rec = ProjectRecord {
             name: project.name.clone(),
             working_dir: project.working_dir.to_string_lossy().into_owned(),
-            config_files: project.files.iter().map(|f| f.to_string_lossy().into_owned()).collect(),
+            config_files: project
+                .files
+                .iter()
+                .map(|f| f.to_string_lossy().into_owned())
+                .collect(),
         };
-        write_json(&self.paths.project_dir(&project.name).join("project.json"), &rec)
+        write_json(
+            &self.paths.project_dir(&project.name).join("project.json"),
+            &rec,
+        )
     }
 
     /// Create one container (not started): spec, volumes, record.
@@ -288,7 +349,11 @@ impl Engine {
         for (vol, target) in &fill {
             volumes::populate(&self.paths, vol, &image.layers, target)?;
         }
-        let net = if spec.network == "host" { "host" } else { "none" };
+        let net = if spec.network == "host" {
+            "host"
+        } else {
+            "none"
+        };
         let files = EtcFiles::defaults(&spec.hostname, net);
         self.paths.write_record(&record)?;
         match self.runtime.create(&spec, &files) {
@@ -310,20 +375,35 @@ impl Engine {
             return Ok(Vec::new());
         }
         let mut ours = self.paths.read_record(project, id).ok_or_else(|| {
-            Error::Other(anyhow::anyhow!("container {} has no compose record: remove it with `down`", rec.spec.name))
+            Error::Other(anyhow::anyhow!(
+                "container {} has no compose record: remove it with `down`",
+                rec.spec.name
+            ))
         })?;
         if ours.stopped_by_user {
             ours.stopped_by_user = false;
             self.paths.write_record(&ours)?;
         }
-        let mut hook = Hook { ctx: &self.net, rec: &ours, hostname: rec.spec.hostname.clone(), dir: rec.dir.clone() };
+        let mut hook = Hook {
+            ctx: &self.net,
+            rec: &ours,
+            hostname: rec.spec.hostname.clone(),
+            dir: rec.dir.clone(),
+        };
         let ctx = self.net.clone();
         let mut teardown = move |cid: &str| ctx.detach(cid);
-        Ok(self.runtime.run_detached(&rec, false, &mut hook, &mut teardown)?)
+        Ok(self
+            .runtime
+            .run_detached(&rec, false, &mut hook, &mut teardown)?)
     }
 
     /// Stop (signal, grace, SIGKILL) and mark as stopped by the user.
-    pub fn stop_container(&self, project: &str, id: &str, timeout: Option<u64>) -> Result<(), Error> {
+    pub fn stop_container(
+        &self,
+        project: &str,
+        id: &str,
+        timeout: Option<u64>,
+    ) -> Result<(), Error> {
         self.paths.set_stopped_by_user(project, id, true);
         self.runtime.stop(id, timeout)?;
         Ok(())
@@ -351,7 +431,12 @@ impl Engine {
     }
 
     /// Wait until `depends_on` of `svc` holds (docker's conditions and messages).
-    pub fn wait_dependencies(&self, project: &Project, svc: &str, rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn wait_dependencies(
+        &self,
+        project: &Project,
+        svc: &str,
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         let s = &project.services[svc];
         for (dep, d) in &s.depends_on {
             if !project.services.contains_key(dep) {
@@ -368,22 +453,37 @@ impl Engine {
         Ok(())
     }
 
-    fn wait_condition(&self, project: &str, dep: &str, condition: &str, rep: &mut dyn Reporter) -> Result<(), Error> {
-        let members: Vec<Member> = self.members(project).into_iter().filter(|m| m.service == dep && !m.oneoff).collect();
+    fn wait_condition(
+        &self,
+        project: &str,
+        dep: &str,
+        condition: &str,
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
+        let members: Vec<Member> = self
+            .members(project)
+            .into_iter()
+            .filter(|m| m.service == dep && !m.oneoff)
+            .collect();
         for m in members {
             let name = m.name().to_string();
             match condition {
                 "service_healthy" => {
                     let ours = self.paths.read_record(project, m.id());
                     if ours.as_ref().and_then(|o| o.healthcheck.as_ref()).is_none() {
-                        return Err(Error::Invalid(format!("container {name} has no healthcheck configured")));
+                        return Err(Error::Invalid(format!(
+                            "container {name} has no healthcheck configured"
+                        )));
                     }
                     rep.status("Container", &name, "Waiting");
                     loop {
                         let rec = self.runtime.containers.read(m.id())?;
                         let st = rec.live_state();
                         if st.status != mc_runtime::Status::Running {
-                            return Err(Error::Invalid(format!("container {name} exited ({})", st.exit_code)));
+                            return Err(Error::Invalid(format!(
+                                "container {name} exited ({})",
+                                st.exit_code
+                            )));
                         }
                         if let Some(h) = self.paths.read_health(project, m.id()) {
                             if h.pid_start == st.pid_start {
@@ -391,7 +491,9 @@ impl Engine {
                                     break;
                                 }
                                 if h.status == "unhealthy" {
-                                    return Err(Error::Invalid(format!("container {name} is unhealthy")));
+                                    return Err(Error::Invalid(format!(
+                                        "container {name} is unhealthy"
+                                    )));
                                 }
                             }
                         }
@@ -409,7 +511,9 @@ impl Engine {
                         sleep_ms(100);
                     };
                     if code != 0 {
-                        return Err(Error::Invalid(format!("service {dep} didn't complete successfully: exit {code}")));
+                        return Err(Error::Invalid(format!(
+                            "service {dep} didn't complete successfully: exit {code}"
+                        )));
                     }
                     rep.status("Container", &name, "Exited");
                 }
@@ -421,14 +525,21 @@ impl Engine {
 
     /// `up` (and `create` with `no_start`): returns the containers of the
     /// selected services, in start order.
-    pub fn up(&self, project: &Project, opts: &UpOptions, rep: &mut dyn Reporter) -> Result<Vec<Member>, Error> {
+    pub fn up(
+        &self,
+        project: &Project,
+        opts: &UpOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<Vec<Member>, Error> {
         mc_runtime::require_root()?;
         for w in &project.warnings {
             rep.warn(w);
         }
-        for (scaled, _) in &opts.scale {
+        for scaled in opts.scale.keys() {
             if !project.services.contains_key(scaled) {
-                return Err(Error::Invalid(format!("--scale: no such service: {scaled}")));
+                return Err(Error::Invalid(format!(
+                    "--scale: no such service: {scaled}"
+                )));
             }
         }
         let order = plan::selection(&project.services, &opts.services, opts.no_deps)?;
@@ -436,7 +547,11 @@ impl Engine {
             for w in convert::unsupported(s, &project.services[s]) {
                 rep.warn(&w);
             }
-            let want = opts.scale.get(s).copied().unwrap_or_else(|| project.services[s].replicas());
+            let want = opts
+                .scale
+                .get(s)
+                .copied()
+                .unwrap_or_else(|| project.services[s].replicas());
             if want > 1 && project.services[s].container_name.is_some() {
                 return Err(Error::Invalid(format!(
                     "service {s}: container_name is set, so it cannot be scaled to {want}: remove container_name"
@@ -458,7 +573,11 @@ impl Engine {
         // Orphans: containers of services no longer in the file.
         let orphans: Vec<&Member> = all
             .iter()
-            .filter(|m| !m.oneoff && !project.services.contains_key(&m.service) && !project.disabled_services.contains_key(&m.service))
+            .filter(|m| {
+                !m.oneoff
+                    && !project.services.contains_key(&m.service)
+                    && !project.disabled_services.contains_key(&m.service)
+            })
             .collect();
         if !orphans.is_empty() {
             if opts.remove_orphans {
@@ -487,14 +606,29 @@ impl Engine {
                 .map(|m| Existing {
                     id: m.id().to_string(),
                     number: m.number,
-                    hash: m.rec.spec.labels.get(LABEL_HASH).cloned().unwrap_or_default(),
-                    image_id: m.rec.spec.labels.get(LABEL_IMAGE).cloned().unwrap_or_default(),
+                    hash: m
+                        .rec
+                        .spec
+                        .labels
+                        .get(LABEL_HASH)
+                        .cloned()
+                        .unwrap_or_default(),
+                    image_id: m
+                        .rec
+                        .spec
+                        .labels
+                        .get(LABEL_IMAGE)
+                        .cloned()
+                        .unwrap_or_default(),
                     running: m.running(),
                 })
                 .collect();
             let want = opts.scale.get(svc).copied().unwrap_or_else(|| s.replicas());
             // depends_on with restart: true — a recreated dependency restarts us.
-            let dep_restarted = s.depends_on.iter().any(|(d, dep)| dep.restart && recreated.contains(d));
+            let dep_restarted = s
+                .depends_on
+                .iter()
+                .any(|(d, dep)| dep.restart && recreated.contains(d));
             let mut actions = plan::reconcile(&existing, want, &svc_hash, &image.id, opts.recreate);
             if !opts.no_start {
                 self.wait_dependencies(project, svc, rep)?;
@@ -503,7 +637,11 @@ impl Engine {
             for (number, action) in actions {
                 match action {
                     Action::Remove { id } => {
-                        let name = all.iter().find(|m| m.id() == id).map(|m| m.name().to_string()).unwrap_or_default();
+                        let name = all
+                            .iter()
+                            .find(|m| m.id() == id)
+                            .map(|m| m.name().to_string())
+                            .unwrap_or_default();
                         rep.status("Container", &name, "Stopping");
                         self.stop_container(&project.name, &id, opts.timeout)?;
                         rep.status("Container", &name, "Removing");
@@ -511,7 +649,11 @@ impl Engine {
                         rep.status("Container", &name, "Removed");
                     }
                     Action::Keep { id } => {
-                        let name = all.iter().find(|m| m.id() == id).map(|m| m.name().to_string()).unwrap_or_default();
+                        let name = all
+                            .iter()
+                            .find(|m| m.id() == id)
+                            .map(|m| m.name().to_string())
+                            .unwrap_or_default();
                         if dep_restarted && !opts.no_start {
                             rep.status("Container", &name, "Restarting");
                             self.stop_container(&project.name, &id, opts.timeout)?;
@@ -521,17 +663,27 @@ impl Engine {
                         }
                     }
                     Action::Start { id } => {
-                        let name = all.iter().find(|m| m.id() == id).map(|m| m.name().to_string()).unwrap_or_default();
+                        let name = all
+                            .iter()
+                            .find(|m| m.id() == id)
+                            .map(|m| m.name().to_string())
+                            .unwrap_or_default();
                         if !opts.no_start {
                             self.start_reporting(&project.name, &id, &name, rep)?;
                         }
                     }
                     Action::Recreate { id } => {
-                        let name = all.iter().find(|m| m.id() == id).map(|m| m.name().to_string()).unwrap_or_default();
+                        let name = all
+                            .iter()
+                            .find(|m| m.id() == id)
+                            .map(|m| m.name().to_string())
+                            .unwrap_or_default();
                         rep.status("Container", &name, "Recreate");
                         self.stop_container(&project.name, &id, opts.timeout)?;
                         self.remove_container(&project.name, &id, false)?;
-                        let (rec, _) = self.create_container(project, svc, s, image_ref, image, number, false, true, false, None)?;
+                        let (rec, _) = self.create_container(
+                            project, svc, s, image_ref, image, number, false, true, false, None,
+                        )?;
                         rep.status("Container", &rec.spec.name, "Recreated");
                         recreated.push(svc.clone());
                         if !opts.no_start {
@@ -544,7 +696,9 @@ impl Engine {
                             .clone()
                             .unwrap_or_else(|| naming::container_name(&project.name, svc, number));
                         rep.status("Container", &name, "Creating");
-                        let (rec, _) = self.create_container(project, svc, s, image_ref, image, number, false, true, false, None)?;
+                        let (rec, _) = self.create_container(
+                            project, svc, s, image_ref, image, number, false, true, false, None,
+                        )?;
                         rep.status("Container", &rec.spec.name, "Created");
                         if !opts.no_start {
                             self.start_reporting(&project.name, &rec.spec.id, &rec.spec.name, rep)?;
@@ -557,14 +711,24 @@ impl Engine {
         let members = self.members(&project.name);
         let mut out = Vec::new();
         for svc in &order {
-            let mut m: Vec<Member> = members.iter().filter(|m| m.service == *svc && !m.oneoff).cloned().collect();
+            let mut m: Vec<Member> = members
+                .iter()
+                .filter(|m| m.service == *svc && !m.oneoff)
+                .cloned()
+                .collect();
             m.sort_by_key(|m| m.number);
             out.extend(m);
         }
         Ok(out)
     }
 
-    fn start_reporting(&self, project: &str, id: &str, name: &str, rep: &mut dyn Reporter) -> Result<(), Error> {
+    fn start_reporting(
+        &self,
+        project: &str,
+        id: &str,
+        name: &str,
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         rep.status("Container", name, "Starting");
         for w in self.start_container(project, id)? {
             rep.warn(&w);
@@ -575,7 +739,13 @@ impl Engine {
     }
 
     /// `--wait`: every container running (and healthy when it has a healthcheck).
-    pub fn wait_ready(&self, project: &str, members: &[Member], timeout: Option<Duration>, rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn wait_ready(
+        &self,
+        project: &str,
+        members: &[Member],
+        timeout: Option<Duration>,
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         let deadline = timeout.map(|t| Instant::now() + t);
         for m in members {
             let name = m.name().to_string();
@@ -583,9 +753,15 @@ impl Engine {
             loop {
                 let st = self.runtime.containers.read(m.id())?.live_state();
                 if st.status != mc_runtime::Status::Running {
-                    return Err(Error::Invalid(format!("container {name} exited ({})", st.exit_code)));
+                    return Err(Error::Invalid(format!(
+                        "container {name} exited ({})",
+                        st.exit_code
+                    )));
                 }
-                let hc = self.paths.read_record(project, m.id()).and_then(|r| r.healthcheck);
+                let hc = self
+                    .paths
+                    .read_record(project, m.id())
+                    .and_then(|r| r.healthcheck);
                 if hc.is_none() {
                     break;
                 }
@@ -598,7 +774,9 @@ impl Engine {
                     }
                 }
                 if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Err(Error::Invalid(format!("timeout waiting for container {name} to be healthy")));
+                    return Err(Error::Invalid(format!(
+                        "timeout waiting for container {name} to be healthy"
+                    )));
                 }
                 sleep_ms(100);
             }
@@ -609,9 +787,16 @@ impl Engine {
 
     /// Members of the selected services (all when empty), in start order;
     /// unknown service names are an error.
-    pub fn select(&self, project: &Project, services: &[String], oneoff: bool) -> Result<Vec<Member>, Error> {
+    pub fn select(
+        &self,
+        project: &Project,
+        services: &[String],
+        oneoff: bool,
+    ) -> Result<Vec<Member>, Error> {
         for s in services {
-            if !project.services.contains_key(s) && !self.members(&project.name).iter().any(|m| m.service == *s) {
+            if !project.services.contains_key(s)
+                && !self.members(&project.name).iter().any(|m| m.service == *s)
+            {
                 return Err(Error::Invalid(format!("no such service: {s}")));
             }
         }
@@ -619,14 +804,30 @@ impl Engine {
         let mut members: Vec<Member> = self
             .members(&project.name)
             .into_iter()
-            .filter(|m| (oneoff || !m.oneoff) && (services.is_empty() || services.contains(&m.service)))
+            .filter(|m| {
+                (oneoff || !m.oneoff) && (services.is_empty() || services.contains(&m.service))
+            })
             .collect();
-        members.sort_by_key(|m| (order.iter().position(|s| *s == m.service).unwrap_or(usize::MAX), m.number));
+        members.sort_by_key(|m| {
+            (
+                order
+                    .iter()
+                    .position(|s| *s == m.service)
+                    .unwrap_or(usize::MAX),
+                m.number,
+            )
+        });
         Ok(members)
     }
 
     /// `stop`: reverse dependency order.
-    pub fn stop(&self, project: &Project, services: &[String], timeout: Option<u64>, rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn stop(
+        &self,
+        project: &Project,
+        services: &[String],
+        timeout: Option<u64>,
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         let mut members = self.select(project, services, false)?;
         members.reverse();
         for m in members.iter().filter(|m| m.running()) {
@@ -638,11 +839,18 @@ impl Engine {
     }
 
     /// `start`: dependency order, waiting for conditions.
-    pub fn start(&self, project: &Project, services: &[String], rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn start(
+        &self,
+        project: &Project,
+        services: &[String],
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         mc_runtime::require_root()?;
         let members = self.select(project, services, false)?;
         if members.is_empty() {
-            return Err(Error::Invalid("no containers to start: run `up` first".into()));
+            return Err(Error::Invalid(
+                "no containers to start: run `up` first".into(),
+            ));
         }
         self.ensure_supervisor(&project.name)?;
         let mut last_service = String::new();
@@ -657,11 +865,21 @@ impl Engine {
     }
 
     /// `restart`: stop then start each container (dependents with restart: true too).
-    pub fn restart(&self, project: &Project, services: &[String], timeout: Option<u64>, rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn restart(
+        &self,
+        project: &Project,
+        services: &[String],
+        timeout: Option<u64>,
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         let mut selected: Vec<String> = services.to_vec();
         if !selected.is_empty() {
             for (name, s) in &project.services {
-                if s.depends_on.iter().any(|(d, dep)| dep.restart && services.contains(d)) && !selected.contains(name) {
+                if s.depends_on
+                    .iter()
+                    .any(|(d, dep)| dep.restart && services.contains(d))
+                    && !selected.contains(name)
+                {
                     selected.push(name.clone());
                 }
             }
@@ -681,7 +899,13 @@ impl Engine {
     }
 
     /// `kill`: send a signal to running containers.
-    pub fn kill(&self, project: &Project, services: &[String], signal: i32, rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn kill(
+        &self,
+        project: &Project,
+        services: &[String],
+        signal: i32,
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         let members = self.select(project, services, false)?;
         for m in members.iter().filter(|m| m.running()) {
             self.paths.set_stopped_by_user(&project.name, m.id(), true);
@@ -693,7 +917,14 @@ impl Engine {
     }
 
     /// `rm`: stopped containers (running ones with `stop`).
-    pub fn rm(&self, project: &Project, services: &[String], stop_first: bool, volumes: bool, rep: &mut dyn Reporter) -> Result<usize, Error> {
+    pub fn rm(
+        &self,
+        project: &Project,
+        services: &[String],
+        stop_first: bool,
+        volumes: bool,
+        rep: &mut dyn Reporter,
+    ) -> Result<usize, Error> {
         let members = self.select(project, services, false)?;
         let mut n = 0;
         for m in members.iter().rev() {
@@ -714,14 +945,36 @@ impl Engine {
 
     /// `down`: stop and remove every container of the project (reverse
     /// dependency order), its networks and, with `volumes`, its volumes.
-    pub fn down(&self, project: &Project, remove_orphans: bool, volumes_too: bool, timeout: Option<u64>, rep: &mut dyn Reporter) -> Result<(), Error> {
+    pub fn down(
+        &self,
+        project: &Project,
+        remove_orphans: bool,
+        volumes_too: bool,
+        timeout: Option<u64>,
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
         let order = plan::start_order(&project.services).unwrap_or_default();
         let mut members: Vec<Member> = self
             .members(&project.name)
             .into_iter()
-            .filter(|m| remove_orphans || m.oneoff || project.services.contains_key(&m.service) || project.disabled_services.contains_key(&m.service))
+            .filter(|m| {
+                remove_orphans
+                    || m.oneoff
+                    || project.services.contains_key(&m.service)
+                    || project.disabled_services.contains_key(&m.service)
+            })
             .collect();
-        members.sort_by_key(|m| (std::cmp::Reverse(order.iter().position(|s| *s == m.service).unwrap_or(usize::MAX)), m.number));
+        members.sort_by_key(|m| {
+            (
+                std::cmp::Reverse(
+                    order
+                        .iter()
+                        .position(|s| *s == m.service)
+                        .unwrap_or(usize::MAX),
+                ),
+                m.number,
+            )
+        });
         for m in &members {
             self.paths.set_stopped_by_user(&project.name, m.id(), true);
         }
@@ -749,9 +1002,14 @@ impl Engine {
             if decl.external {
                 continue;
             }
-            let Some(n) = nets.store().load_network(&decl.name)? else { continue };
+            let Some(n) = nets.store().load_network(&decl.name)? else {
+                continue;
+            };
             if n.labels.get(LABEL_PROJECT) != Some(&project.name) {
-                rep.warn(&format!("network {} was not created by this project: left in place", decl.name));
+                rep.warn(&format!(
+                    "network {} was not created by this project: left in place",
+                    decl.name
+                ));
                 continue;
             }
             rep.status("Network", &decl.name, "Removing");
@@ -779,14 +1037,28 @@ impl Engine {
 
     /// `run`: create a one-off container of a service (dependencies started
     /// unless `no_deps`). Returns it, created but not started.
-    pub fn run_create(&self, project: &Project, opts: &RunOptions, rep: &mut dyn Reporter) -> Result<Record, Error> {
+    pub fn run_create(
+        &self,
+        project: &Project,
+        opts: &RunOptions,
+        rep: &mut dyn Reporter,
+    ) -> Result<Record, Error> {
         mc_runtime::require_root()?;
         let Some(base) = project.services.get(&opts.service) else {
             return Err(Error::Invalid(format!("no such service: {}", opts.service)));
         };
         if !opts.no_deps && !base.depends_on.is_empty() {
-            let deps: Vec<String> = base.depends_on.keys().filter(|d| project.services.contains_key(*d)).cloned().collect();
-            let up = UpOptions { services: deps, recreate: RecreatePolicy::Never, ..Default::default() };
+            let deps: Vec<String> = base
+                .depends_on
+                .keys()
+                .filter(|d| project.services.contains_key(*d))
+                .cloned()
+                .collect();
+            let up = UpOptions {
+                services: deps,
+                recreate: RecreatePolicy::Never,
+                ..Default::default()
+            };
             self.up(project, &up, rep)?;
             self.wait_dependencies(project, &opts.service, rep)?;
         }
@@ -820,20 +1092,43 @@ impl Engine {
         self.write_project(project)?;
         self.ensure_networks(project, &svc, rep)?;
         self.ensure_volumes(project, &svc, rep)?;
-        let (rec, _) = self.create_container(project, &opts.service, &s, &image_ref, &image, 1, true, true, opts.remove, opts.name.clone())?;
+        let (rec, _) = self.create_container(
+            project,
+            &opts.service,
+            &s,
+            &image_ref,
+            &image,
+            1,
+            true,
+            true,
+            opts.remove,
+            opts.name.clone(),
+        )?;
         Ok(rec)
     }
 
     /// Run a one-off in the foreground, attached; returns its exit code.
-    pub fn run_foreground(&self, project: &str, rec: &Record, attach: mc_runtime::Attach) -> Result<i32, Error> {
+    pub fn run_foreground(
+        &self,
+        project: &str,
+        rec: &Record,
+        attach: mc_runtime::Attach,
+    ) -> Result<i32, Error> {
         let ours = self
             .paths
             .read_record(project, &rec.spec.id)
             .context("the one-off container has no compose record")?;
-        let mut hook = Hook { ctx: &self.net, rec: &ours, hostname: rec.spec.hostname.clone(), dir: rec.dir.clone() };
+        let mut hook = Hook {
+            ctx: &self.net,
+            rec: &ours,
+            hostname: rec.spec.hostname.clone(),
+            dir: rec.dir.clone(),
+        };
         let ctx = self.net.clone();
         let mut teardown = move |cid: &str| ctx.detach(cid);
-        let code = self.runtime.run_foreground(rec, attach, &mut hook, &mut teardown)?;
+        let code = self
+            .runtime
+            .run_foreground(rec, attach, &mut hook, &mut teardown)?;
         if rec.spec.auto_remove {
             self.paths.remove_record(project, &rec.spec.id);
         }
@@ -841,13 +1136,22 @@ impl Engine {
     }
 
     /// The container of a service for exec/port (`--index`, default 1).
-    pub fn service_container(&self, project: &Project, service: &str, index: u32) -> Result<Member, Error> {
+    pub fn service_container(
+        &self,
+        project: &Project,
+        service: &str,
+        index: u32,
+    ) -> Result<Member, Error> {
         if !project.services.contains_key(service) {
             return Err(Error::Invalid(format!("no such service: {service}")));
         }
         self.members(&project.name)
             .into_iter()
             .find(|m| m.service == service && !m.oneoff && m.number == index)
-            .ok_or_else(|| Error::Invalid(format!("service \"{service}\" is not running container #{index}")))
+            .ok_or_else(|| {
+                Error::Invalid(format!(
+                    "service \"{service}\" is not running container #{index}"
+                ))
+            })
     }
 }

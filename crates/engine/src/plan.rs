@@ -78,7 +78,12 @@ pub fn selection(
     if !no_deps {
         let mut i = 0;
         while i < want.len() {
-            let deps: Vec<String> = services[&want[i]].depends_on.keys().filter(|d| services.contains_key(*d)).cloned().collect();
+            let deps: Vec<String> = services[&want[i]]
+                .depends_on
+                .keys()
+                .filter(|d| services.contains_key(*d))
+                .cloned()
+                .collect();
             for d in deps {
                 if !want.contains(&d) {
                     want.push(d);
@@ -103,14 +108,22 @@ pub struct Existing {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     /// Up to date and running.
-    Keep { id: String },
+    Keep {
+        id: String,
+    },
     /// Up to date but stopped.
-    Start { id: String },
+    Start {
+        id: String,
+    },
     /// Out of date: remove and create anew with the same number.
-    Recreate { id: String },
+    Recreate {
+        id: String,
+    },
     Create,
     /// Beyond the wanted scale.
-    Remove { id: String },
+    Remove {
+        id: String,
+    },
 }
 
 /// How to treat existing containers (`--force-recreate`, `--no-recreate`).
@@ -125,7 +138,13 @@ pub enum RecreatePolicy {
 /// Per container number, the action that brings the service to `want`
 /// replicas of `hash`/`image_id`. Removals come first (highest numbers,
 /// as compose does); numbers of new containers fill the gaps from 1.
-pub fn reconcile(existing: &[Existing], want: u32, hash: &str, image_id: &str, policy: RecreatePolicy) -> Vec<(u32, Action)> {
+pub fn reconcile(
+    existing: &[Existing],
+    want: u32,
+    hash: &str,
+    image_id: &str,
+    policy: RecreatePolicy,
+) -> Vec<(u32, Action)> {
     let mut sorted: Vec<&Existing> = existing.iter().collect();
     sorted.sort_by_key(|e| e.number);
     let mut out = Vec::new();
@@ -165,7 +184,11 @@ mod tests {
         for (d, req) in deps {
             s.depends_on.insert(
                 d.to_string(),
-                mc_compose::Dependency { condition: "service_started".into(), restart: false, required: *req },
+                mc_compose::Dependency {
+                    condition: "service_started".into(),
+                    restart: false,
+                    required: *req,
+                },
             );
         }
         s
@@ -178,36 +201,74 @@ mod tests {
         m.insert("redis".to_string(), svc(&[]));
         m.insert("a".to_string(), svc(&[("web", true)]));
         assert_eq!(start_order(&m).unwrap(), vec!["redis", "web", "a"]);
-        assert_eq!(selection(&m, &["web".into()], false).unwrap(), vec!["redis", "web"]);
+        assert_eq!(
+            selection(&m, &["web".into()], false).unwrap(),
+            vec!["redis", "web"]
+        );
         assert_eq!(selection(&m, &["web".into()], true).unwrap(), vec!["web"]);
-        assert!(selection(&m, &["nope".into()], false).unwrap_err().is_user_error());
+        assert!(selection(&m, &["nope".into()], false)
+            .unwrap_err()
+            .is_user_error());
         m.insert("redis".to_string(), svc(&[("a", true)]));
         let e = start_order(&m).unwrap_err().to_string();
         assert!(e.contains("cycle"), "{e}");
         let mut m2 = IndexMap::new();
         m2.insert("x".to_string(), svc(&[("y", true)]));
-        assert!(start_order(&m2).unwrap_err().to_string().contains("undefined service y"));
+        assert!(start_order(&m2)
+            .unwrap_err()
+            .to_string()
+            .contains("undefined service y"));
     }
 
     fn ex(id: &str, n: u32, hash: &str, running: bool) -> Existing {
-        Existing { id: id.into(), number: n, hash: hash.into(), image_id: "i".into(), running }
+        Existing {
+            id: id.into(),
+            number: n,
+            hash: hash.into(),
+            image_id: "i".into(),
+            running,
+        }
     }
 
     #[test]
     fn reconcile_scale_and_changes() {
-        let e = vec![ex("a", 1, "h", true), ex("b", 2, "h", false), ex("c", 3, "old", true)];
+        let e = vec![
+            ex("a", 1, "h", true),
+            ex("b", 2, "h", false),
+            ex("c", 3, "old", true),
+        ];
         let acts = reconcile(&e, 2, "h", "i", RecreatePolicy::Diverged);
         assert_eq!(
             acts,
-            vec![(3, Action::Remove { id: "c".into() }), (1, Action::Keep { id: "a".into() }), (2, Action::Start { id: "b".into() })]
+            vec![
+                (3, Action::Remove { id: "c".into() }),
+                (1, Action::Keep { id: "a".into() }),
+                (2, Action::Start { id: "b".into() })
+            ]
         );
         let acts = reconcile(&e[..1], 3, "h2", "i", RecreatePolicy::Diverged);
-        assert_eq!(acts, vec![(1, Action::Recreate { id: "a".into() }), (2, Action::Create), (3, Action::Create)]);
+        assert_eq!(
+            acts,
+            vec![
+                (1, Action::Recreate { id: "a".into() }),
+                (2, Action::Create),
+                (3, Action::Create)
+            ]
+        );
         let acts = reconcile(&e[..1], 1, "h2", "i", RecreatePolicy::Never);
         assert_eq!(acts, vec![(1, Action::Keep { id: "a".into() })]);
         let acts = reconcile(&e[..1], 1, "h", "i", RecreatePolicy::Force);
         assert_eq!(acts, vec![(1, Action::Recreate { id: "a".into() })]);
-        let acts = reconcile(&[ex("b", 2, "h", true)], 2, "h", "i", RecreatePolicy::Diverged);
-        assert_eq!(acts, vec![(2, Action::Keep { id: "b".into() }), (1, Action::Create)]);
+        let acts = reconcile(
+            &[ex("b", 2, "h", true)],
+            2,
+            "h",
+            "i",
+            RecreatePolicy::Diverged,
+        );
+        assert_eq!(
+            acts,
+            vec![(2, Action::Keep { id: "b".into() }), (1, Action::Create)]
+        );
     }
 }

@@ -94,7 +94,9 @@ pub fn status_text(state: &mc_runtime::State, health: &str) -> String {
     match state.status {
         mc_runtime::Status::Created => "Created".into(),
         mc_runtime::Status::Running => {
-            let up = since(&state.started_at).map(human_duration).unwrap_or_else(|| "Less than a second".into());
+            let up = since(&state.started_at)
+                .map(human_duration)
+                .unwrap_or_else(|| "Less than a second".into());
             let h = match health {
                 "" => String::new(),
                 "starting" => " (health: starting)".into(),
@@ -103,7 +105,9 @@ pub fn status_text(state: &mc_runtime::State, health: &str) -> String {
             format!("Up {up}{h}")
         }
         mc_runtime::Status::Exited => {
-            let ago = since(&state.finished_at).map(human_duration).unwrap_or_else(|| "Less than a second".into());
+            let ago = since(&state.finished_at)
+                .map(human_duration)
+                .unwrap_or_else(|| "Less than a second".into());
             format!("Exited ({}) {ago} ago", state.exit_code)
         }
     }
@@ -117,7 +121,10 @@ pub fn command_text(args: &[String]) -> String {
 impl Engine {
     pub fn summarize(&self, project: &str, members: &[Member]) -> Vec<Summary> {
         let nets = self.net.networks().ok();
-        let endpoints = nets.as_ref().and_then(|n| n.endpoints().ok()).unwrap_or_default();
+        let endpoints = nets
+            .as_ref()
+            .and_then(|n| n.endpoints().ok())
+            .unwrap_or_default();
         members
             .iter()
             .map(|m| {
@@ -128,27 +135,51 @@ impl Engine {
                         .filter(|h| h.pid_start == m.state.pid_start)
                         .map(|h| h.status)
                         .unwrap_or_else(|| {
-                            let has = self.paths.read_record(project, m.id()).and_then(|r| r.healthcheck).is_some();
-                            if has { "starting".into() } else { String::new() }
+                            let has = self
+                                .paths
+                                .read_record(project, m.id())
+                                .and_then(|r| r.healthcheck)
+                                .is_some();
+                            if has {
+                                "starting".into()
+                            } else {
+                                String::new()
+                            }
                         })
                 } else {
                     String::new()
                 };
-                let mine: Vec<&mc_net::Endpoint> = endpoints.iter().filter(|e| e.container_id == m.id()).collect();
+                let mine: Vec<&mc_net::Endpoint> = endpoints
+                    .iter()
+                    .filter(|e| e.container_id == m.id())
+                    .collect();
                 let mut publishers: Vec<Publisher> = Vec::new();
                 let mut ports: Vec<String> = Vec::new();
                 if running {
                     for p in mine.iter().flat_map(|e| e.ports.iter()) {
-                        let ip = p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
-                        ports.push(format!("{ip}:{}->{}/{}", p.host_port, p.container_port, p.proto));
-                        publishers.push(Publisher { url: ip, target_port: p.container_port, published_port: p.host_port, protocol: p.proto.to_string() });
+                        let ip = p
+                            .host_ip
+                            .map(|i| i.to_string())
+                            .unwrap_or_else(|| "0.0.0.0".into());
+                        ports.push(format!(
+                            "{ip}:{}->{}/{}",
+                            p.host_port, p.container_port, p.proto
+                        ));
+                        publishers.push(Publisher {
+                            url: ip,
+                            target_port: p.container_port,
+                            published_port: p.host_port,
+                            protocol: p.proto.to_string(),
+                        });
                     }
                 }
                 let network_names: Vec<String> = match self.paths.read_record(project, m.id()) {
                     Some(r) => r.networks.iter().map(|n| n.network.clone()).collect(),
                     None => vec![m.rec.spec.network.clone()],
                 };
-                let created = since(&m.rec.spec.created).map(|d| format!("{} ago", human_duration(d))).unwrap_or_default();
+                let created = since(&m.rec.spec.created)
+                    .map(|d| format!("{} ago", human_duration(d)))
+                    .unwrap_or_default();
                 Summary {
                     id: m.id().to_string(),
                     name: m.name().to_string(),
@@ -171,7 +202,14 @@ impl Engine {
                     ports: ports.join(", "),
                     publishers,
                     networks: network_names.join(","),
-                    labels: m.rec.spec.labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+                    labels: m
+                        .rec
+                        .spec
+                        .labels
+                        .iter()
+                        .map(|(k, v)| format!("{k}={v}"))
+                        .collect::<Vec<_>>()
+                        .join(","),
                 }
             })
             .collect()
@@ -203,6 +241,9 @@ mod tests {
         s.started_at = mc_runtime::state::now_rfc3339();
         assert!(status_text(&s, "healthy").ends_with("(healthy)"));
         assert!(status_text(&s, "starting").ends_with("(health: starting)"));
-        assert_eq!(command_text(&["redis-server".into(), "--x".into()]), "\"redis-server --x\"");
+        assert_eq!(
+            command_text(&["redis-server".into(), "--x".into()]),
+            "\"redis-server --x\""
+        );
     }
 }

@@ -90,7 +90,10 @@ mod tests {
 
     #[test]
     fn policies() {
-        assert_eq!(Policy::parse("on-failure:3").unwrap(), Policy::OnFailure(Some(3)));
+        assert_eq!(
+            Policy::parse("on-failure:3").unwrap(),
+            Policy::OnFailure(Some(3))
+        );
         assert!(Policy::parse("sometimes").is_err());
         assert!(Policy::parse("on-failure:x").is_err());
         let p = Policy::OnFailure(Some(2));
@@ -115,6 +118,9 @@ mod tests {
             b.next_delay(short);
         }
         assert_eq!(b.next_delay(short), Duration::from_secs(60));
-        assert_eq!(b.next_delay(Duration::from_secs(11)), Duration::from_millis(100));
+        assert_eq!(
+            b.next_delay(Duration::from_secs(11)),
+            Duration::from_millis(100)
+        );
     }
 }

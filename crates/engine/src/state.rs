@@ -22,7 +22,9 @@ pub struct Paths {
 
 impl Paths {
     pub fn new(root: &Path) -> Paths {
-        Paths { root: root.to_path_buf() }
+        Paths {
+            root: root.to_path_buf(),
+        }
     }
     pub fn projects(&self) -> PathBuf {
         self.root.join("projects")
@@ -49,7 +51,9 @@ impl Paths {
         self.run_dir(project).join("supervisor.log")
     }
     pub fn health_path(&self, project: &str, id: &str) -> PathBuf {
-        self.run_dir(project).join("health").join(format!("{id}.json"))
+        self.run_dir(project)
+            .join("health")
+            .join(format!("{id}.json"))
     }
     pub fn volumes(&self) -> PathBuf {
         self.root.join("volumes")
@@ -135,12 +139,15 @@ pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), Error> {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
     let data = serde_json::to_vec_pretty(value).context("serialize state")?;
-    mc_runtime::state::write_atomic(path, &data).with_context(|| format!("cannot write {}", path.display()))?;
+    mc_runtime::state::write_atomic(path, &data)
+        .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
 pub fn read_json<T: for<'de> Deserialize<'de>>(path: &Path) -> Option<T> {
-    std::fs::read(path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+    std::fs::read(path)
+        .ok()
+        .and_then(|b| serde_json::from_slice(&b).ok())
 }
 
 impl Paths {
@@ -168,8 +175,13 @@ impl Paths {
     }
     /// Every project with an engine record.
     pub fn project_names(&self) -> Vec<String> {
-        let Ok(rd) = std::fs::read_dir(self.projects()) else { return Vec::new() };
-        let mut v: Vec<String> = rd.filter_map(|e| e.ok()).filter_map(|e| e.file_name().into_string().ok()).collect();
+        let Ok(rd) = std::fs::read_dir(self.projects()) else {
+            return Vec::new();
+        };
+        let mut v: Vec<String> = rd
+            .filter_map(|e| e.ok())
+            .filter_map(|e| e.file_name().into_string().ok())
+            .collect();
         v.sort();
         v
     }

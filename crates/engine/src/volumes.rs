@@ -50,7 +50,12 @@ pub fn ensure(paths: &Paths, name: &str, labels: BTreeMap<String, String>) -> Re
     let data = data_dir(paths, name);
     fs::create_dir_all(&data).with_context(|| format!("cannot create {}", data.display()))?;
     tracing::info!(target: "explain::volume", "create volume {name} at {}", data.display());
-    let m = VolumeMeta { name: name.into(), labels, created: mc_runtime::state::now_rfc3339(), populated: false };
+    let m = VolumeMeta {
+        name: name.into(),
+        labels,
+        created: mc_runtime::state::now_rfc3339(),
+        populated: false,
+    };
     write_json(&dir(paths, name).join("volume.json"), &m)?;
     Ok(true)
 }
@@ -67,12 +72,16 @@ pub fn remove(paths: &Paths, name: &str) -> Result<bool, Error> {
 
 /// Copy the image's `target` directory into an empty, never-populated volume.
 pub fn populate(paths: &Paths, name: &str, layers: &[PathBuf], target: &str) -> Result<(), Error> {
-    let Some(mut m) = meta(paths, name) else { return Ok(()) };
+    let Some(mut m) = meta(paths, name) else {
+        return Ok(());
+    };
     if m.populated {
         return Ok(());
     }
     let data = data_dir(paths, name);
-    let empty = fs::read_dir(&data).map(|mut r| r.next().is_none()).unwrap_or(false);
+    let empty = fs::read_dir(&data)
+        .map(|mut r| r.next().is_none())
+        .unwrap_or(false);
     if empty {
         let rel = target.trim_start_matches('/');
         for layer in layers {
@@ -98,8 +107,12 @@ fn is_opaque(dir: &Path) -> bool {
 
 fn xattr_is_y(path: &Path, name: &str) -> bool {
     use std::os::unix::ffi::OsStrExt as _;
-    let Ok(p) = std::ffi::CString::new(path.as_os_str().as_bytes()) else { return false };
-    let Ok(n) = std::ffi::CString::new(name) else { return false };
+    let Ok(p) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    let Ok(n) = std::ffi::CString::new(name) else {
+        return false;
+    };
     let mut buf = [0u8; 4];
     // SAFETY: valid C strings and a buffer of the given size.
     let r = unsafe { libc::lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
@@ -107,9 +120,16 @@ fn xattr_is_y(path: &Path, name: &str) -> bool {
 }
 
 fn clear_dir(dir: &Path) -> Result<(), Error> {
-    for e in fs::read_dir(dir).with_context(|| format!("read {}", dir.display()))?.flatten() {
+    for e in fs::read_dir(dir)
+        .with_context(|| format!("read {}", dir.display()))?
+        .flatten()
+    {
         let p = e.path();
-        let r = if e.file_type().map(|t| t.is_dir()).unwrap_or(false) { fs::remove_dir_all(&p) } else { fs::remove_file(&p) };
+        let r = if e.file_type().map(|t| t.is_dir()).unwrap_or(false) {
+            fs::remove_dir_all(&p)
+        } else {
+            fs::remove_file(&p)
+        };
         r.with_context(|| format!("remove {}", p.display()))?;
     }
     Ok(())
@@ -118,7 +138,10 @@ fn clear_dir(dir: &Path) -> Result<(), Error> {
 /// Merge one layer's directory into `dst`: whiteouts remove, the rest is
 /// copied with owner and mode.
 fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
-    for e in fs::read_dir(src).with_context(|| format!("read {}", src.display()))?.flatten() {
+    for e in fs::read_dir(src)
+        .with_context(|| format!("read {}", src.display()))?
+        .flatten()
+    {
         let from = e.path();
         let to = dst.join(e.file_name());
         let md = fs::symlink_metadata(&from).with_context(|| format!("stat {}", from.display()))?;
@@ -129,7 +152,10 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
             continue;
         }
         if ft.is_dir() {
-            if fs::symlink_metadata(&to).map(|m| !m.is_dir()).unwrap_or(false) {
+            if fs::symlink_metadata(&to)
+                .map(|m| !m.is_dir())
+                .unwrap_or(false)
+            {
                 let _ = fs::remove_file(&to);
             }
             if !to.exists() {
@@ -143,8 +169,10 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
                 let _ = fs::remove_dir_all(&to).or_else(|_| fs::remove_file(&to));
             }
             if ft.is_symlink() {
-                let target = fs::read_link(&from).with_context(|| format!("readlink {}", from.display()))?;
-                std::os::unix::fs::symlink(target, &to).with_context(|| format!("symlink {}", to.display()))?;
+                let target =
+                    fs::read_link(&from).with_context(|| format!("readlink {}", from.display()))?;
+                std::os::unix::fs::symlink(target, &to)
+                    .with_context(|| format!("symlink {}", to.display()))?;
             } else if ft.is_file() {
                 fs::copy(&from, &to).with_context(|| format!("copy {}", from.display()))?;
             } else {
@@ -181,7 +209,9 @@ mod tests {
         assert_eq!(fs::read_to_string(d.join("a")).unwrap(), "override");
         assert_eq!(fs::read_to_string(d.join("sub/b")).unwrap(), "2");
         assert!(meta(&paths, "p_v").unwrap().populated);
-        assert!(ensure(&paths, "../x", BTreeMap::new()).unwrap_err().is_user_error());
+        assert!(ensure(&paths, "../x", BTreeMap::new())
+            .unwrap_err()
+            .is_user_error());
         assert!(remove(&paths, "p_v").unwrap());
         assert!(!exists(&paths, "p_v"));
     }

@@ -56,8 +56,10 @@ fn log(msg: &str) {
 /// The supervisor's main loop. Returns the process exit code.
 pub fn main(engine: Engine, project: &str) -> Result<i32, Error> {
     let run = engine.paths.run_dir(project);
-    std::fs::create_dir_all(run.join("health")).with_context(|| format!("cannot create {}", run.display()))?;
-    let lock = std::fs::File::create(run.join("supervisor.lock")).context("open the supervisor lock")?;
+    std::fs::create_dir_all(run.join("health"))
+        .with_context(|| format!("cannot create {}", run.display()))?;
+    let lock =
+        std::fs::File::create(run.join("supervisor.lock")).context("open the supervisor lock")?;
     if nix::fcntl::Flock::lock(lock, nix::fcntl::FlockArg::LockExclusiveNonblock).is_err() {
         log("another supervisor holds the lock: exiting");
         return Ok(0);
@@ -66,9 +68,15 @@ pub fn main(engine: Engine, project: &str) -> Result<i32, Error> {
     let start = mc_runtime::state::proc_start_time(me).unwrap_or(0);
     let sock_path = engine.paths.socket(project);
     let _ = std::fs::remove_file(&sock_path);
-    let listener = UnixListener::bind(&sock_path).with_context(|| format!("cannot listen on {}", sock_path.display()))?;
-    listener.set_nonblocking(true).context("nonblocking socket")?;
-    write_json(&engine.paths.pid_file(project), &SupervisorPid { pid: me, start })?;
+    let listener = UnixListener::bind(&sock_path)
+        .with_context(|| format!("cannot listen on {}", sock_path.display()))?;
+    listener
+        .set_nonblocking(true)
+        .context("nonblocking socket")?;
+    write_json(
+        &engine.paths.pid_file(project),
+        &SupervisorPid { pid: me, start },
+    )?;
     // SAFETY: plain handlers that only store to an atomic.
     unsafe {
         libc::signal(libc::SIGTERM, on_term as *const () as libc::sighandler_t);
@@ -77,13 +85,22 @@ pub fn main(engine: Engine, project: &str) -> Result<i32, Error> {
         libc::signal(libc::SIGPIPE, libc::SIG_IGN);
     }
     log(&format!("supervisor of {project} running (pid {me})"));
-    let mut sup = Supervisor { engine, project: project.to_string(), watches: HashMap::new(), empty_since: None, monitors: Vec::new() };
+    let mut sup = Supervisor {
+        engine,
+        project: project.to_string(),
+        watches: HashMap::new(),
+        empty_since: None,
+        monitors: Vec::new(),
+    };
     let code = loop {
         if TERMINATE.load(Ordering::SeqCst) {
             log("terminated");
             break 0;
         }
-        let mut fds = [nix::poll::PollFd::new(listener.as_fd(), nix::poll::PollFlags::POLLIN)];
+        let mut fds = [nix::poll::PollFd::new(
+            listener.as_fd(),
+            nix::poll::PollFlags::POLLIN,
+        )];
         let _ = nix::poll::poll(&mut fds, nix::poll::PollTimeout::from(200u16));
         let mut shutdown = false;
         while let Ok((conn, _)) = listener.accept() {
@@ -133,12 +150,18 @@ impl Supervisor {
         let _ = conn.set_nonblocking(false);
         let _ = conn.set_read_timeout(Some(Duration::from_secs(1)));
         let mut line = String::new();
-        let Ok(mut w) = conn.try_clone() else { return false };
+        let Ok(mut w) = conn.try_clone() else {
+            return false;
+        };
         if BufReader::new(conn).read_line(&mut line).is_err() {
             return false;
         }
         let req: Result<Request, _> = serde_json::from_str(&line);
-        let mut resp = Response { ok: true, pid: std::process::id() as i32, ..Default::default() };
+        let mut resp = Response {
+            ok: true,
+            pid: std::process::id() as i32,
+            ..Default::default()
+        };
         let mut shutdown = false;
         match req.as_ref().map(|r| r.op.as_str()) {
             Ok("ping") => {}
@@ -152,7 +175,11 @@ impl Supervisor {
                     .map(|(id, w)| WatchStatus {
                         id: id.clone(),
                         name: w.name.clone(),
-                        health: w.health.as_ref().map(|h| h.status.clone()).unwrap_or_default(),
+                        health: w
+                            .health
+                            .as_ref()
+                            .map(|h| h.status.clone())
+                            .unwrap_or_default(),
                         restarts: w.restarts,
                     })
                     .collect();
@@ -200,17 +227,34 @@ impl Supervisor {
                 let p = w.probe.take().expect("probe present");
                 let t = p.timeout;
                 p.kill();
-                results.push((id.clone(), false, format!("Health check exceeded timeout ({t:?})"), -1));
+                results.push((
+                    id.clone(),
+                    false,
+                    format!("Health check exceeded timeout ({t:?})"),
+                    -1,
+                ));
             }
         }
         for (id, ok, out, code) in results {
-            let Some(cfg) = self.engine.paths.read_record(&self.project, &id).and_then(|r| r.healthcheck) else { continue };
-            let Some(w) = self.watches.get_mut(&id) else { continue };
+            let Some(cfg) = self
+                .engine
+                .paths
+                .read_record(&self.project, &id)
+                .and_then(|r| r.healthcheck)
+            else {
+                continue;
+            };
+            let Some(w) = self.watches.get_mut(&id) else {
+                continue;
+            };
             let in_start = w.started.is_some_and(|s| s.elapsed() < cfg.start_period);
             let prev = w.health.clone().unwrap_or_default();
             let h = health::record(&cfg, prev.clone(), ok, in_start, out, code);
             if h.status != prev.status {
-                log(&format!("{}: health {} -> {}", w.name, prev.status, h.status));
+                log(&format!(
+                    "{}: health {} -> {}",
+                    w.name, prev.status, h.status
+                ));
             }
             w.next_probe = Some(Instant::now() + health::next_delay(&cfg, in_start, &h.status));
             w.health = Some(h.clone());
@@ -222,7 +266,9 @@ impl Supervisor {
     /// restarts. Returns false once the project has nothing left.
     fn tick(&mut self) -> bool {
         let members = self.engine.members(&self.project);
-        let records = std::fs::read_dir(self.engine.paths.records_dir(&self.project)).map(|r| r.count()).unwrap_or(0);
+        let records = std::fs::read_dir(self.engine.paths.records_dir(&self.project))
+            .map(|r| r.count())
+            .unwrap_or(0);
         if members.is_empty() && records == 0 {
             // Give a concurrent `up` a moment between creating the supervisor and its first container.
             let since = *self.empty_since.get_or_insert_with(Instant::now);
@@ -242,8 +288,13 @@ impl Supervisor {
         });
         for m in members.iter().filter(|m| !m.oneoff) {
             let id = m.id().to_string();
-            let Some(rec) = self.engine.paths.read_record(&self.project, &id) else { continue };
-            let w = self.watches.entry(id.clone()).or_insert_with(|| Watch { name: m.name().to_string(), ..Default::default() });
+            let Some(rec) = self.engine.paths.read_record(&self.project, &id) else {
+                continue;
+            };
+            let w = self.watches.entry(id.clone()).or_insert_with(|| Watch {
+                name: m.name().to_string(),
+                ..Default::default()
+            });
             if m.running() {
                 if w.instance != m.state.pid_start {
                     w.instance = m.state.pid_start;
@@ -254,7 +305,11 @@ impl Supervisor {
                         p.kill();
                     }
                     if let Some(cfg) = &rec.healthcheck {
-                        let h = Health { status: "starting".into(), pid_start: m.state.pid_start, ..Default::default() };
+                        let h = Health {
+                            status: "starting".into(),
+                            pid_start: m.state.pid_start,
+                            ..Default::default()
+                        };
                         let _ = write_json(&self.engine.paths.health_path(&self.project, &id), &h);
                         w.health = Some(h);
                         let in_start = !cfg.start_period.is_zero();
@@ -266,7 +321,12 @@ impl Supervisor {
                 }
                 if let (Some(cfg), Some(due)) = (&rec.healthcheck, w.next_probe) {
                     if w.probe.is_none() && now >= due {
-                        let out = self.engine.paths.run_dir(&self.project).join("health").join(format!("{id}.out"));
+                        let out = self
+                            .engine
+                            .paths
+                            .run_dir(&self.project)
+                            .join("health")
+                            .join(format!("{id}.out"));
                         match probe::Probe::spawn(&self.engine, &id, &cfg.argv, cfg.timeout, &out) {
                             Ok(p) => w.probe = Some(p),
                             Err(e) => log(&format!("{}: cannot run the health check: {e}", w.name)),
@@ -284,10 +344,17 @@ impl Supervisor {
             }
             if !w.exit_handled {
                 w.exit_handled = true;
-                if rec.restart.should_restart(m.state.exit_code, w.restarts, rec.stopped_by_user) {
-                    let ran = rfc3339_age(&m.state.started_at, &m.state.finished_at).unwrap_or_default();
+                if rec
+                    .restart
+                    .should_restart(m.state.exit_code, w.restarts, rec.stopped_by_user)
+                {
+                    let ran =
+                        rfc3339_age(&m.state.started_at, &m.state.finished_at).unwrap_or_default();
                     let delay = w.backoff.next_delay(ran);
-                    log(&format!("{} exited with code {}: restart in {delay:?}", w.name, m.state.exit_code));
+                    log(&format!(
+                        "{} exited with code {}: restart in {delay:?}",
+                        w.name, m.state.exit_code
+                    ));
                     w.restart_at = Some(now + delay);
                 }
             }
@@ -295,7 +362,12 @@ impl Supervisor {
                 if now >= at {
                     w.restart_at = None;
                     // The user may have stopped it in the meantime.
-                    let stopped = self.engine.paths.read_record(&self.project, &id).map(|r| r.stopped_by_user).unwrap_or(true);
+                    let stopped = self
+                        .engine
+                        .paths
+                        .read_record(&self.project, &id)
+                        .map(|r| r.stopped_by_user)
+                        .unwrap_or(true);
                     if stopped {
                         continue;
                     }
@@ -321,5 +393,9 @@ impl Supervisor {
 
 /// For tests and docs: where the supervisor keeps probe output.
 pub fn probe_output(engine: &Engine, project: &str, id: &str) -> PathBuf {
-    engine.paths.run_dir(project).join("health").join(format!("{id}.out"))
+    engine
+        .paths
+        .run_dir(project)
+        .join("health")
+        .join(format!("{id}.out"))
 }

@@ -20,15 +20,27 @@ pub struct Probe {
 impl Probe {
     /// Fork a child that execs `argv` in the container. The supervisor is
     /// single-threaded, so forking is safe.
-    pub fn spawn(engine: &Engine, id: &str, argv: &[String], timeout: Duration, out: &Path) -> Result<Probe, Error> {
-        let file = std::fs::File::create(out).with_context(|| format!("create {}", out.display()))?;
+    pub fn spawn(
+        engine: &Engine,
+        id: &str,
+        argv: &[String],
+        timeout: Duration,
+        out: &Path,
+    ) -> Result<Probe, Error> {
+        let file =
+            std::fs::File::create(out).with_context(|| format!("create {}", out.display()))?;
         let null = std::fs::File::open("/dev/null").context("open /dev/null")?;
-        let opts = mc_runtime::ExecOptions { args: argv.to_vec(), ..Default::default() };
+        let opts = mc_runtime::ExecOptions {
+            args: argv.to_vec(),
+            ..Default::default()
+        };
         // SAFETY: single-threaded process; the child only dups fds, runs
         // the exec path (which is written for a forked child) and _exits.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
-            return Err(anyhow::Error::from(std::io::Error::last_os_error()).context("fork a health probe").into());
+            return Err(anyhow::Error::from(std::io::Error::last_os_error())
+                .context("fork a health probe")
+                .into());
         }
         if pid == 0 {
             // SAFETY: dup2 onto our standard fds, then leave without unwinding.
@@ -48,7 +60,12 @@ impl Probe {
             // SAFETY: end the forked child without running the parent's handlers.
             unsafe { libc::_exit(code) }
         }
-        Ok(Probe { pid, started: Instant::now(), timeout, out: out.to_path_buf() })
+        Ok(Probe {
+            pid,
+            started: Instant::now(),
+            timeout,
+            out: out.to_path_buf(),
+        })
     }
 
     /// The exit code and output once the probe has finished.

@@ -305,7 +305,12 @@ fn dns_launcher(g: &Global) -> anyhow::Result<mc_net::DnsLauncher> {
     let program = std::env::current_exe().context("locating the minicompose binary")?;
     Ok(mc_net::DnsLauncher {
         program,
-        args: vec!["--root".into(), g.root.clone().into_os_string(), "__internal".into(), "dns".into()],
+        args: vec![
+            "--root".into(),
+            g.root.clone().into_os_string(),
+            "__internal".into(),
+            "dns".into(),
+        ],
     })
 }
 
@@ -314,10 +319,24 @@ pub fn engine(g: &Global, with_supervisor: bool) -> anyhow::Result<Engine> {
     let program = std::env::current_exe().context("locating the minicompose binary")?;
     let supervisor = with_supervisor.then(|| mc_engine::Launcher {
         program: program.clone(),
-        args: vec!["--root".into(), g.root.clone().into_os_string(), "__internal".into(), "supervisor".into()],
+        args: vec![
+            "--root".into(),
+            g.root.clone().into_os_string(),
+            "__internal".into(),
+            "supervisor".into(),
+        ],
     });
-    let pull = mc_image::PullOptions { mirrors: g.registry_mirror.clone(), progress: true, ..Default::default() };
-    Ok(Engine::new(&g.root, pull, Some(dns_launcher(g)?), supervisor))
+    let pull = mc_image::PullOptions {
+        mirrors: g.registry_mirror.clone(),
+        progress: true,
+        ..Default::default()
+    };
+    Ok(Engine::new(
+        &g.root,
+        pull,
+        Some(dns_launcher(g)?),
+        supervisor,
+    ))
 }
 
 fn load(g: &Global) -> anyhow::Result<mc_compose::Project> {
@@ -337,8 +356,14 @@ extern "C" fn on_interrupt(_: libc::c_int) {
 fn catch_interrupts() {
     // SAFETY: the handler only touches an atomic.
     unsafe {
-        libc::signal(libc::SIGINT, on_interrupt as *const () as libc::sighandler_t);
-        libc::signal(libc::SIGTERM, on_interrupt as *const () as libc::sighandler_t);
+        libc::signal(
+            libc::SIGINT,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
+        libc::signal(
+            libc::SIGTERM,
+            on_interrupt as *const () as libc::sighandler_t,
+        );
     }
 }
 
@@ -348,7 +373,9 @@ fn parse_scale(v: &[String]) -> anyhow::Result<HashMap<String, u32>> {
         let (name, n) = s
             .split_once('=')
             .ok_or_else(|| user_error(format!("invalid --scale {s:?}: use SERVICE=NUM")))?;
-        let n: u32 = n.parse().map_err(|_| user_error(format!("invalid --scale {s:?}: NUM must be a number")))?;
+        let n: u32 = n
+            .parse()
+            .map_err(|_| user_error(format!("invalid --scale {s:?}: NUM must be a number")))?;
         out.insert(name.to_string(), n);
     }
     Ok(out)
@@ -382,7 +409,9 @@ pub fn up(g: &Global, a: UpArgs) -> anyhow::Result<i32> {
         .members(&project.name)
         .iter()
         .map(|m| {
-            let len = std::fs::metadata(mc_runtime::logs::log_path(&m.rec.dir)).map(|x| x.len()).unwrap_or(0);
+            let len = std::fs::metadata(mc_runtime::logs::log_path(&m.rec.dir))
+                .map(|x| x.len())
+                .unwrap_or(0);
             (m.id().to_string(), len)
         })
         .collect();
@@ -392,7 +421,8 @@ pub fn up(g: &Global, a: UpArgs) -> anyhow::Result<i32> {
     }
     if a.wait {
         let t = a.wait_timeout.map(Duration::from_secs);
-        eng.wait_ready(&project.name, &members, t, &mut rep).map_err(err)?;
+        eng.wait_ready(&project.name, &members, t, &mut rep)
+            .map_err(err)?;
         return Ok(0);
     }
     if a.detach {
@@ -413,7 +443,11 @@ fn attach(
 ) -> anyhow::Result<i32> {
     catch_interrupts();
     let services: Vec<String> = members.iter().map(|m| m.service.clone()).collect();
-    let mut mux = Multiplexer::new(Prefixer::new(color(g, a.no_color), !a.no_log_prefix, a.timestamps));
+    let mut mux = Multiplexer::new(Prefixer::new(
+        color(g, a.no_color),
+        !a.no_log_prefix,
+        a.timestamps,
+    ));
     let names: Vec<&str> = members.iter().map(|m| m.name()).collect();
     println!("Attaching to {}", names.join(", "));
     for m in &members {
@@ -422,10 +456,15 @@ fn attach(
     let abort = a.abort_on_container_exit || a.exit_code_from.is_some();
     if let Some(s) = &a.exit_code_from {
         if !project.services.contains_key(s) {
-            return Err(user_error(format!("--exit-code-from: no such service: {s}")));
+            return Err(user_error(format!(
+                "--exit-code-from: no such service: {s}"
+            )));
         }
     }
-    let mut running: HashMap<String, u64> = members.iter().map(|m| (m.id().to_string(), m.state.pid_start)).collect();
+    let mut running: HashMap<String, u64> = members
+        .iter()
+        .map(|m| (m.id().to_string(), m.state.pid_start))
+        .collect();
     let mut exit_code = 0;
     let mut stop_reason: Option<&str> = None;
     loop {
@@ -447,9 +486,13 @@ fn attach(
             } else if !m.running() && was != 0 && m.state.status == mc_runtime::Status::Exited {
                 running.insert(m.id().to_string(), 0);
                 let _ = mux.pump(None);
-                println!("{}", mux.prefixer.event(m.name(), &format!("exited with code {}", m.state.exit_code)));
+                println!(
+                    "{}",
+                    mux.prefixer
+                        .event(m.name(), &format!("exited with code {}", m.state.exit_code))
+                );
                 if abort {
-                    if a.exit_code_from.as_deref().map_or(true, |s| *s == m.service) {
+                    if a.exit_code_from.as_deref().is_none_or(|s| *s == m.service) {
                         exit_code = m.state.exit_code;
                     }
                     stop_reason = Some("abort");
@@ -463,7 +506,9 @@ fn attach(
             && now.iter().all(|m| {
                 !m.running() && {
                     let rec = eng.paths.read_record(&project.name, m.id());
-                    rec.map_or(true, |r| r.stopped_by_user || !r.restart.should_restart(m.state.exit_code, 0, false))
+                    rec.is_none_or(|r| {
+                        r.stopped_by_user || !r.restart.should_restart(m.state.exit_code, 0, false)
+                    })
                 }
             });
         if all_done || now.is_empty() {
@@ -482,7 +527,10 @@ fn attach(
         return Ok(code.unwrap_or(130));
     }
     if let Some(s) = &a.exit_code_from {
-        let m = eng.members(&project.name).into_iter().find(|m| m.service == *s && !m.oneoff);
+        let m = eng
+            .members(&project.name)
+            .into_iter()
+            .find(|m| m.service == *s && !m.oneoff);
         if let Some(m) = m {
             exit_code = m.state.exit_code;
         }
@@ -525,10 +573,15 @@ fn stop_foreground(
             loop {
                 let _ = mux.pump(None);
                 let st = eng.runtime.containers.read(m.id()).map(|r| r.live_state());
-                if st.map(|s| s.status != mc_runtime::Status::Running).unwrap_or(true) {
+                if st
+                    .map(|s| s.status != mc_runtime::Status::Running)
+                    .unwrap_or(true)
+                {
                     break;
                 }
-                if !killed && (Instant::now() >= deadline || INTERRUPTS.load(Ordering::SeqCst) > first) {
+                if !killed
+                    && (Instant::now() >= deadline || INTERRUPTS.load(Ordering::SeqCst) > first)
+                {
                     if INTERRUPTS.load(Ordering::SeqCst) > first {
                         forced = true;
                     }
@@ -551,7 +604,8 @@ pub fn down(g: &Global, a: DownArgs) -> anyhow::Result<i32> {
     if a.rmi.is_some() {
         rep.warn("--rmi: removing images is not supported yet; images are kept");
     }
-    eng.down(&project, a.remove_orphans, a.volumes, a.timeout, &mut rep).map_err(err)?;
+    eng.down(&project, a.remove_orphans, a.volumes, a.timeout, &mut rep)
+        .map_err(err)?;
     Ok(0)
 }
 
@@ -559,14 +613,20 @@ pub fn ps(g: &Global, a: PsArgs) -> anyhow::Result<i32> {
     let project = load(g)?;
     let eng = engine(g, true)?;
     if eng.recover_supervisor(&project.name) {
-        eprintln!("WARN[0000] the supervisor of {} was not running: restarted it", project.name);
+        eprintln!(
+            "WARN[0000] the supervisor of {} was not running: restarted it",
+            project.name
+        );
     }
     let mut members = eng.select(&project, &a.service, false).map_err(err)?;
     if !a.all {
         members.retain(|m| m.running());
     }
     let rows = eng.summarize(&project.name, &members);
-    let rows: Vec<_> = rows.into_iter().filter(|r| a.status.is_empty() || a.status.contains(&r.state)).collect();
+    let rows: Vec<_> = rows
+        .into_iter()
+        .filter(|r| a.status.is_empty() || a.status.contains(&r.state))
+        .collect();
     let mut out = std::io::stdout().lock();
     if a.services {
         let mut seen = Vec::new();
@@ -605,7 +665,14 @@ pub fn ps(g: &Global, a: PsArgs) -> anyhow::Result<i32> {
                     ]
                 })
                 .collect();
-            write!(out, "{}", table(&["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"], &t))?;
+            write!(
+                out,
+                "{}",
+                table(
+                    &["NAME", "IMAGE", "COMMAND", "SERVICE", "CREATED", "STATUS", "PORTS"],
+                    &t
+                )
+            )?;
         }
     }
     Ok(0)
@@ -617,7 +684,10 @@ pub fn logs(g: &Global, a: LogsArgs) -> anyhow::Result<i32> {
     eng.recover_supervisor(&project.name);
     let tail = match a.tail.as_str() {
         "all" | "-1" => None,
-        n => Some(n.parse::<usize>().map_err(|_| user_error(format!("invalid --tail {n:?}: use a number or all")))?),
+        n => Some(
+            n.parse::<usize>()
+                .map_err(|_| user_error(format!("invalid --tail {n:?}: use a number or all")))?,
+        ),
     };
     let pick = |eng: &Engine| -> anyhow::Result<Vec<Member>> {
         let mut m = eng.select(&project, &a.service, false).map_err(err)?;
@@ -626,7 +696,11 @@ pub fn logs(g: &Global, a: LogsArgs) -> anyhow::Result<i32> {
         }
         Ok(m)
     };
-    let mut mux = Multiplexer::new(Prefixer::new(color(g, a.no_color), !a.no_log_prefix, a.timestamps));
+    let mut mux = Multiplexer::new(Prefixer::new(
+        color(g, a.no_color),
+        !a.no_log_prefix,
+        a.timestamps,
+    ));
     for m in pick(&eng)? {
         mux.add(m.id(), m.name(), &m.rec.dir, false);
     }
@@ -645,7 +719,11 @@ pub fn logs(g: &Global, a: LogsArgs) -> anyhow::Result<i32> {
         if mux.pump(None).is_err() {
             break;
         }
-        if members.is_empty() || (a.service.is_empty() && members.iter().all(|m| !m.running()) && eng.supervisor_pid(&project.name).is_none()) {
+        if members.is_empty()
+            || (a.service.is_empty()
+                && members.iter().all(|m| !m.running())
+                && eng.supervisor_pid(&project.name).is_none())
+        {
             break;
         }
     }
@@ -675,7 +753,11 @@ pub fn top(g: &Global, a: ServicesArgs) -> anyhow::Result<i32> {
                 ]
             })
             .collect();
-        write!(out, "{}", table(&["UID", "PID", "PPID", "C", "TTY", "TIME", "CMD"], &rows))?;
+        write!(
+            out,
+            "{}",
+            table(&["UID", "PID", "PPID", "C", "TTY", "TIME", "CMD"], &rows)
+        )?;
         writeln!(out)?;
     }
     Ok(0)
@@ -685,9 +767,11 @@ fn env_pairs(v: &[String]) -> anyhow::Result<Vec<(String, String)>> {
     v.iter()
         .map(|e| match e.split_once('=') {
             Some((k, v)) => Ok((k.to_string(), v.to_string())),
-            None => std::env::var(e)
-                .map(|v| (e.clone(), v))
-                .map_err(|_| user_error(format!("-e {e}: no value given and {e} is not set in the environment"))),
+            None => std::env::var(e).map(|v| (e.clone(), v)).map_err(|_| {
+                user_error(format!(
+                    "-e {e}: no value given and {e} is not set in the environment"
+                ))
+            }),
         })
         .collect()
 }
@@ -699,11 +783,16 @@ pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<i32> {
     if a.privileged {
         return Err(user_error("exec --privileged is not supported"));
     }
-    let m = eng.service_container(&project, &a.service, a.index).map_err(err)?;
+    let m = eng
+        .service_container(&project, &a.service, a.index)
+        .map_err(err)?;
     if !m.running() {
         return Err(user_error(format!("container {} is not running", m.name())));
     }
-    let env: Vec<String> = env_pairs(&a.env)?.into_iter().map(|(k, v)| format!("{k}={v}")).collect();
+    let env: Vec<String> = env_pairs(&a.env)?
+        .into_iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect();
     let tty = !a.no_tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
     let opts = mc_runtime::ExecOptions {
         args: a.command.clone(),
@@ -725,7 +814,7 @@ pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<i32> {
         }
         return Ok(0);
     }
-    Ok(eng.runtime.exec(m.id(), &opts).map_err(|e| err(e.into()))?)
+    eng.runtime.exec(m.id(), &opts).map_err(|e| err(e.into()))
 }
 
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<i32> {
@@ -749,7 +838,13 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<i32> {
     let opts = mc_engine::RunOptions {
         service: a.service.clone(),
         command: a.command.clone(),
-        entrypoint: a.entrypoint.as_ref().map(|e| if e.is_empty() { Vec::new() } else { vec![e.clone()] }),
+        entrypoint: a.entrypoint.as_ref().map(|e| {
+            if e.is_empty() {
+                Vec::new()
+            } else {
+                vec![e.clone()]
+            }
+        }),
         env: env_pairs(&a.env)?,
         user: a.user.clone(),
         workdir: a.workdir.clone(),
@@ -761,35 +856,54 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<i32> {
     };
     let rec = eng.run_create(&project, &opts, &mut rep).map_err(err)?;
     if a.detach {
-        for w in eng.start_container(&project.name, &rec.spec.id).map_err(err)? {
+        for w in eng
+            .start_container(&project.name, &rec.spec.id)
+            .map_err(err)?
+        {
             rep.warn(&w);
         }
         println!("{}", rec.spec.name);
         return Ok(0);
     }
     let tty = !a.no_tty && std::io::stdin().is_terminal() && std::io::stdout().is_terminal();
-    let attach = mc_runtime::Attach { tty, stdin: tty || a.interactive };
+    let attach = mc_runtime::Attach {
+        tty,
+        stdin: tty || a.interactive,
+    };
     eng.run_foreground(&project.name, &rec, attach).map_err(err)
 }
 
 pub fn stop(g: &Global, a: TimeoutArgs) -> anyhow::Result<i32> {
     let project = load(g)?;
     let eng = engine(g, true)?;
-    eng.stop(&project, &a.service, a.timeout, &mut Printer { quiet: false }).map_err(err)?;
+    eng.stop(
+        &project,
+        &a.service,
+        a.timeout,
+        &mut Printer { quiet: false },
+    )
+    .map_err(err)?;
     Ok(0)
 }
 
 pub fn start(g: &Global, a: ServicesArgs) -> anyhow::Result<i32> {
     let project = load(g)?;
     let eng = engine(g, true)?;
-    eng.start(&project, &a.service, &mut Printer { quiet: false }).map_err(err)?;
+    eng.start(&project, &a.service, &mut Printer { quiet: false })
+        .map_err(err)?;
     Ok(0)
 }
 
 pub fn restart(g: &Global, a: TimeoutArgs) -> anyhow::Result<i32> {
     let project = load(g)?;
     let eng = engine(g, true)?;
-    eng.restart(&project, &a.service, a.timeout, &mut Printer { quiet: false }).map_err(err)?;
+    eng.restart(
+        &project,
+        &a.service,
+        a.timeout,
+        &mut Printer { quiet: false },
+    )
+    .map_err(err)?;
     Ok(0)
 }
 
@@ -798,16 +912,27 @@ pub fn kill(g: &Global, a: KillArgs) -> anyhow::Result<i32> {
     let eng = engine(g, true)?;
     let sig = mc_runtime::spec::parse_signal(&a.signal).map_err(|e| user_error(e.to_string()))?;
     if a.remove_orphans {
-        eprintln!("WARN[0000] kill --remove-orphans: orphans are removed by up/down --remove-orphans");
+        eprintln!(
+            "WARN[0000] kill --remove-orphans: orphans are removed by up/down --remove-orphans"
+        );
     }
-    eng.kill(&project, &a.service, sig, &mut Printer { quiet: false }).map_err(err)?;
+    eng.kill(&project, &a.service, sig, &mut Printer { quiet: false })
+        .map_err(err)?;
     Ok(0)
 }
 
 pub fn rm(g: &Global, a: RmArgs) -> anyhow::Result<i32> {
     let project = load(g)?;
     let eng = engine(g, true)?;
-    let n = eng.rm(&project, &a.service, a.stop, a.volumes, &mut Printer { quiet: false }).map_err(err)?;
+    let n = eng
+        .rm(
+            &project,
+            &a.service,
+            a.stop,
+            a.volumes,
+            &mut Printer { quiet: false },
+        )
+        .map_err(err)?;
     if n == 0 {
         eprintln!("No stopped containers");
     }
@@ -818,14 +943,17 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<i32> {
     let project = load(g)?;
     let mut eng = engine(g, true)?;
     eng.pull.progress = !a.quiet;
-    eng.pull_images(&project, &a.service, &mut Printer { quiet: a.quiet }).map_err(err)?;
+    eng.pull_images(&project, &a.service, &mut Printer { quiet: a.quiet })
+        .map_err(err)?;
     Ok(0)
 }
 
 pub fn port(g: &Global, a: PortArgs) -> anyhow::Result<i32> {
     let project = load(g)?;
     let eng = engine(g, true)?;
-    let m = eng.service_container(&project, &a.service, a.index).map_err(err)?;
+    let m = eng
+        .service_container(&project, &a.service, a.index)
+        .map_err(err)?;
     let nets = mc_net::Networks::open(&g.root)?;
     let found = nets
         .ports(m.id())?
@@ -833,11 +961,19 @@ pub fn port(g: &Global, a: PortArgs) -> anyhow::Result<i32> {
         .find(|p| p.container_port == a.private_port && p.proto.to_string() == a.protocol);
     match found {
         Some(p) => {
-            let ip = p.host_ip.map(|i| i.to_string()).unwrap_or_else(|| "0.0.0.0".into());
+            let ip = p
+                .host_ip
+                .map(|i| i.to_string())
+                .unwrap_or_else(|| "0.0.0.0".into());
             println!("{ip}:{}", p.host_port);
             Ok(0)
         }
-        None => Err(user_error(format!("no port {}/{} for container {}", a.private_port, a.protocol, m.name()))),
+        None => Err(user_error(format!(
+            "no port {}/{} for container {}",
+            a.private_port,
+            a.protocol,
+            m.name()
+        ))),
     }
 }
 
@@ -848,7 +984,14 @@ pub fn images(g: &Global, a: ImagesArgs) -> anyhow::Result<i32> {
     let store = mc_image::Store::open(&g.root)?;
     let mut rows = Vec::new();
     for m in &members {
-        let id = m.rec.spec.image_id.trim_start_matches("sha256:").chars().take(12).collect::<String>();
+        let id = m
+            .rec
+            .spec
+            .image_id
+            .trim_start_matches("sha256:")
+            .chars()
+            .take(12)
+            .collect::<String>();
         if a.quiet {
             println!("{}", m.rec.spec.image_id);
             continue;
@@ -866,7 +1009,13 @@ pub fn images(g: &Global, a: ImagesArgs) -> anyhow::Result<i32> {
         rows.push(vec![m.name().to_string(), repo, tag, id, human_size(size)]);
     }
     if !a.quiet {
-        print!("{}", table(&["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"], &rows));
+        print!(
+            "{}",
+            table(
+                &["CONTAINER", "REPOSITORY", "TAG", "IMAGE ID", "SIZE"],
+                &rows
+            )
+        );
     }
     Ok(0)
 }
@@ -875,7 +1024,9 @@ fn dir_size(p: &std::path::Path) -> u64 {
     let mut total = 0;
     let mut stack = vec![p.to_path_buf()];
     while let Some(d) = stack.pop() {
-        let Ok(rd) = std::fs::read_dir(&d) else { continue };
+        let Ok(rd) = std::fs::read_dir(&d) else {
+            continue;
+        };
         for e in rd.flatten() {
             match e.metadata() {
                 Ok(md) if md.is_dir() => stack.push(e.path()),
@@ -924,8 +1075,18 @@ pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<i32> {
                 None => counts.push((s.to_string(), 1)),
             }
         }
-        let status = counts.iter().map(|(k, n)| format!("{k}({n})")).collect::<Vec<_>>().join(", ");
-        let files = members[0].rec.spec.labels.get(mc_engine::naming::LABEL_CONFIG_FILES).cloned().unwrap_or_default();
+        let status = counts
+            .iter()
+            .map(|(k, n)| format!("{k}({n})"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let files = members[0]
+            .rec
+            .spec
+            .labels
+            .get(mc_engine::naming::LABEL_CONFIG_FILES)
+            .cloned()
+            .unwrap_or_default();
         json.push(serde_json::json!({"Name": name, "Status": status, "ConfigFiles": files}));
         rows.push(vec![name, status, files]);
     }

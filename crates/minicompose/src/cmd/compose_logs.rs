@@ -19,13 +19,24 @@ pub struct Tail {
 impl Tail {
     pub fn new(name: &str, dir: &std::path::Path, from_end: bool) -> Tail {
         let path = mc_runtime::logs::log_path(dir);
-        let offset = if from_end { std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) } else { 0 };
-        Tail { name: name.to_string(), path, offset, partial: Vec::new() }
+        let offset = if from_end {
+            std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0)
+        } else {
+            0
+        };
+        Tail {
+            name: name.to_string(),
+            path,
+            offset,
+            partial: Vec::new(),
+        }
     }
 
     /// New complete entries since the last call.
     pub fn read(&mut self) -> Vec<mc_runtime::logs::Entry> {
-        let Ok(mut f) = File::open(&self.path) else { return Vec::new() };
+        let Ok(mut f) = File::open(&self.path) else {
+            return Vec::new();
+        };
         let len = f.metadata().map(|m| m.len()).unwrap_or(0);
         if len < self.offset {
             self.offset = 0; // truncated or replaced
@@ -58,13 +69,17 @@ pub struct Multiplexer {
 
 impl Multiplexer {
     pub fn new(prefixer: Prefixer) -> Multiplexer {
-        Multiplexer { tails: HashMap::new(), prefixer }
+        Multiplexer {
+            tails: HashMap::new(),
+            prefixer,
+        }
     }
 
     pub fn add(&mut self, id: &str, name: &str, dir: &std::path::Path, from_end: bool) {
         if !self.tails.contains_key(id) {
             self.prefixer.add(name);
-            self.tails.insert(id.to_string(), Tail::new(name, dir, from_end));
+            self.tails
+                .insert(id.to_string(), Tail::new(name, dir, from_end));
         }
     }
 
@@ -78,7 +93,11 @@ impl Multiplexer {
                 let skip = entries.len().saturating_sub(n);
                 entries.drain(..skip);
             }
-            all.extend(entries.into_iter().map(|e| (e.time.clone(), t.name.clone(), e)));
+            all.extend(
+                entries
+                    .into_iter()
+                    .map(|e| (e.time.clone(), t.name.clone(), e)),
+            );
         }
         all.sort_by(|a, b| a.0.cmp(&b.0));
         let mut out = std::io::stdout().lock();

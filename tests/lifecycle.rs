@@ -1,0 +1,359 @@
+//! Compose lifecycle end to end, as a user: `up`, `ps`, `logs`, `top`,
+//! `exec`, `run`, `stop`/`start`, scaling, depends_on conditions, restart
+//! policies, Ctrl+C on a foreground `up` (through a pty), and a supervisor
+//! killed with -9. Every test tears its stack down and checks that nothing
+//! is left on the host. Needs root and the test registry (scripts/test.sh).
+
+use std::io::Read as _;
+use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd};
+use std::os::unix::process::CommandExt as _;
+use std::time::{Duration, Instant};
+
+use mc_e2e::lifecycle::{http_get, wait_for, Stack};
+
+fn skip() -> bool {
+    if !mc_e2e::is_root() {
+        eprintln!("skipping: needs root");
+        return true;
+    }
+    false
+}
+
+fn by_service<'a>(ps: &'a [serde_json::Value], svc: &str) -> Vec<&'a serde_json::Value> {
+    ps.iter().filter(|c| c["Service"] == svc).collect()
+}
+
+#[test]
+fn hit_counter_lifecycle() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("hitcounter", "mclchit");
+    let out = s.run(&["up", "-d"]);
+    assert!(
+        out.status.success(),
+        "up: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for n in 1..=3 {
+        let body = http_get(s.port, Duration::from_secs(30)).expect("the web service answers");
+        assert_eq!(body.trim(), format!("Hi! I have been called {n} times"));
+    }
+
+    let ps = s.ps();
+    assert_eq!(ps.len(), 2, "{ps:?}");
+    let web = by_service(&ps, "web")[0];
+    assert_eq!(web["Name"], "mclchit-web-1");
+    assert_eq!(web["State"], "running");
+    assert_eq!(web["Publishers"][0]["PublishedPort"], s.port);
+    assert_eq!(web["Publishers"][0]["TargetPort"], 5000);
+    assert!(web["Status"].as_str().unwrap().starts_with("Up "));
+    assert_eq!(by_service(&ps, "redis")[0]["Name"], "mclchit-redis-1");
+    let table = s.ok(&["ps"]);
+    assert!(table.starts_with("NAME "), "{table}");
+    assert!(
+        table.contains(&format!("0.0.0.0:{}->5000/tcp", s.port)),
+        "{table}"
+    );
+
+    let top = s.ok(&["top", "redis"]);
+    assert!(
+        top.contains("mclchit-redis-1") && top.contains("redis-server"),
+        "{top}"
+    );
+    let logs = s.ok(&["logs", "web"]);
+    assert!(
+        logs.contains("mclchit-web-1  | ") && logs.contains("GET / HTTP/1.1"),
+        "{logs}"
+    );
+    let logs = s.ok(&["logs", "--no-log-prefix", "--tail", "1", "redis"]);
+    assert_eq!(logs.lines().count(), 1, "{logs}");
+
+    assert_eq!(
+        s.ok(&["exec", "-T", "redis", "redis-cli", "get", "hits"])
+            .trim(),
+        "3"
+    );
+    let o = s.run(&["exec", "-T", "web", "sh", "-c", "exit 5"]);
+    assert_eq!(o.status.code(), Some(5));
+    // Service names resolve on the project network, from a one-off container too.
+    let ip = s.ok(&[
+        "run",
+        "--rm",
+        "web",
+        "python",
+        "-c",
+        "import socket; print(socket.gethostbyname('redis'))",
+    ]);
+    assert!(ip.trim().parse::<std::net::Ipv4Addr>().is_ok(), "{ip}");
+    let o = s.run(&["run", "--rm", "--no-deps", "web", "sh", "-c", "exit 7"]);
+    assert_eq!(o.status.code(), Some(7));
+    assert_eq!(s.ps().len(), 2, "run --rm leaves nothing");
+
+    // A second `up` keeps what did not change.
+    let ids: Vec<String> = s
+        .ps()
+        .iter()
+        .map(|c| c["ID"].as_str().unwrap().to_string())
+        .collect();
+    let o = s.run(&["up", "-d"]);
+    assert!(String::from_utf8_lossy(&o.stderr).contains("mclchit-web-1  Running"));
+    let again: Vec<String> = s
+        .ps()
+        .iter()
+        .map(|c| c["ID"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(ids, again);
+
+    s.ok(&["stop"]);
+    assert!(s.ps().iter().all(|c| c["State"] == "exited"));
+    s.ok(&["start"]);
+    let body = http_get(s.port, Duration::from_secs(30)).expect("answers after start");
+    assert_eq!(body.trim(), "Hi! I have been called 4 times");
+    s.teardown();
+}
+
+#[test]
+fn scale_up_and_back() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("hitcounter", "mclcscale");
+    s.ok(&["up", "-d", "--scale", "redis=3", "redis"]);
+    let names: Vec<String> = by_service(&s.ps(), "redis")
+        .iter()
+        .map(|c| c["Name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "mclcscale-redis-1",
+            "mclcscale-redis-2",
+            "mclcscale-redis-3"
+        ]
+    );
+    // logs -f follows containers that appear later.
+    let mut follow = s
+        .command(&["logs", "-f", "redis"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    s.ok(&["up", "-d", "--scale", "redis=4", "redis"]);
+    std::thread::sleep(Duration::from_secs(2));
+    // SAFETY: our own child.
+    unsafe { libc::kill(follow.id() as i32, libc::SIGINT) };
+    let mut out = String::new();
+    follow
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let _ = follow.wait();
+    assert!(out.contains("mclcscale-redis-4  | "), "{out}");
+    s.ok(&["up", "-d", "--scale", "redis=1", "redis"]);
+    let names: Vec<String> = s
+        .ps()
+        .iter()
+        .map(|c| c["Name"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(names, ["mclcscale-redis-1"]);
+    s.teardown();
+}
+
+#[test]
+fn depends_on_healthy_waits_for_a_slow_service() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("health", "mclchealth");
+    let o = s.run(&["up", "-d"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert!(o.status.success(), "{err}");
+    let healthy = err
+        .find("mclchealth-slow-1  Healthy")
+        .expect("waits for slow to be healthy");
+    let exited = err
+        .find("mclchealth-init-1  Exited")
+        .expect("waits for init to complete");
+    let app = err.find("mclchealth-app-1  Started").expect("app started");
+    assert!(healthy < app && exited < app, "{err}");
+    let ps = s.ps();
+    assert!(
+        by_service(&ps, "slow")[0]["Status"]
+            .as_str()
+            .unwrap()
+            .ends_with("(healthy)"),
+        "{ps:?}"
+    );
+    assert_eq!(by_service(&ps, "slow")[0]["Health"], "healthy");
+    assert_eq!(by_service(&ps, "init")[0]["State"], "exited");
+    assert_eq!(by_service(&ps, "init")[0]["ExitCode"], 0);
+    assert!(s.ok(&["logs", "app"]).contains("app started"));
+    s.teardown();
+}
+
+#[test]
+fn restart_on_failure_and_dependency_errors() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("restart", "mclcrestart");
+    s.ok(&["up", "-d"]);
+    // on-failure:2 → the first run and two restarts, then it stays down.
+    wait_for("three runs of flaky", Duration::from_secs(30), || {
+        s.ok(&["logs", "flaky"]).matches("| run").count() >= 3
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(s.ok(&["logs", "flaky"]).matches("| run").count(), 3);
+    let ps = s.ps();
+    let flaky = by_service(&ps, "flaky")[0];
+    assert_eq!(flaky["State"], "exited");
+    assert_eq!(flaky["ExitCode"], 3);
+    // service_healthy on a service without a healthcheck: docker's message.
+    let mut c = s.command(&["up", "-d", "needs"]);
+    c.env("COMPOSE_PROFILES", "broken");
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&o.stderr)
+            .contains("container mclcrestart-nohc-1 has no healthcheck configured"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    s.teardown();
+}
+
+/// Open a pty; the child gets the slave as its controlling terminal.
+fn pty() -> (OwnedFd, OwnedFd) {
+    let (mut master, mut slave) = (0, 0);
+    // SAFETY: openpty fills two fds we then own.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            std::ptr::null(),
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    // SAFETY: fresh fds from openpty.
+    unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) }
+}
+
+fn read_until(master: &OwnedFd, out: &mut String, needle: &str, timeout: Duration) -> bool {
+    let deadline = Instant::now() + timeout;
+    let mut buf = [0u8; 4096];
+    while Instant::now() < deadline {
+        let mut pfd = libc::pollfd {
+            fd: master.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd.
+        if unsafe { libc::poll(&mut pfd, 1, 100) } > 0 {
+            // SAFETY: reading into our buffer.
+            let n = unsafe { libc::read(master.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                return out.contains(needle);
+            }
+            out.push_str(&String::from_utf8_lossy(&buf[..n as usize]));
+        }
+        if out.contains(needle) {
+            return true;
+        }
+    }
+    false
+}
+
+#[test]
+fn ctrl_c_stops_a_foreground_up() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("hitcounter", "mclcfg");
+    s.ok(&["pull"]);
+    let (master, slave) = pty();
+    let mut cmd = s.command(&["up"]);
+    cmd.stdin(slave.try_clone().unwrap())
+        .stdout(slave.try_clone().unwrap())
+        .stderr(slave.try_clone().unwrap());
+    // SAFETY: setsid + TIOCSCTTY in the child: the pty becomes its terminal,
+    // so the ^C we type reaches it as SIGINT.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            libc::ioctl(0, libc::TIOCSCTTY, 0);
+            Ok(())
+        });
+    }
+    let mut child = cmd.spawn().unwrap();
+    drop(slave);
+    let mut out = String::new();
+    assert!(
+        read_until(&master, &mut out, "Attaching to", Duration::from_secs(60)),
+        "{out}"
+    );
+    assert!(http_get(s.port, Duration::from_secs(30)).is_some(), "{out}");
+    assert!(
+        read_until(&master, &mut out, "GET / HTTP", Duration::from_secs(10)),
+        "logs are attached: {out}"
+    );
+    // SAFETY: write ^C to the pty master.
+    unsafe { libc::write(master.as_raw_fd(), b"\x03".as_ptr().cast(), 1) };
+    assert!(
+        read_until(
+            &master,
+            &mut out,
+            "Gracefully stopping... (press Ctrl+C again to force)",
+            Duration::from_secs(10)
+        ),
+        "{out}"
+    );
+    read_until(
+        &master,
+        &mut out,
+        "mclcfg-redis-1  Stopped",
+        Duration::from_secs(30),
+    );
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "{out}");
+    let web = out.find("mclcfg-web-1  Stopped").expect("web stopped");
+    let redis = out.find("mclcfg-redis-1  Stopped").expect("redis stopped");
+    assert!(web < redis, "reverse dependency order: {out}");
+    assert!(out.contains("mclcfg-web-1    | "), "prefixed logs: {out}");
+    assert!(s.ps().iter().all(|c| c["State"] == "exited"));
+    s.teardown();
+}
+
+#[test]
+fn supervisor_killed_then_down() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("hitcounter", "mclckill");
+    s.ok(&["up", "-d"]);
+    let pid = s.supervisor_pid().expect("a supervisor runs");
+    let rss: u64 = std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.split_whitespace().next()?.parse().ok())
+        .unwrap();
+    eprintln!("supervisor RSS: {rss} kB");
+    // SAFETY: the supervisor this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        http_get(s.port, Duration::from_secs(30)).is_some(),
+        "containers outlive the supervisor"
+    );
+    assert!(s.ps().iter().all(|c| c["State"] == "running"));
+    let again = s.supervisor_pid().expect("ps started a new supervisor");
+    assert_ne!(again, pid);
+    // SAFETY: as above.
+    unsafe { libc::kill(again, libc::SIGKILL) };
+    s.teardown();
+}
