@@ -283,3 +283,111 @@ mod tests {
         assert_ne!(inline("a"), inline("b"));
     }
 }
+
+/// The seed app (`hit-counter/app`) through the whole pure pipeline: the keys
+/// the executor would compute, and which of them an edit invalidates.
+#[cfg(test)]
+mod seed_tests {
+    use super::*;
+    use crate::args::BuildOptions;
+    use crate::context::{plan_copy, BuildContext};
+    use crate::dockerfile::parse_file;
+    use crate::evaluate::StageState;
+    use crate::plan::plan;
+    use crate::stages::Base;
+
+    /// A copy of the seed app in a temp dir (or the same files when the seed
+    /// is not on this machine).
+    fn seed_context() -> tempfile::TempDir {
+        let d = tempfile::tempdir().unwrap();
+        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../../shared/seed/hit-counter/app");
+        for (name, fallback) in [
+            ("Dockerfile", "FROM python:3.6-alpine\nCOPY . /code\nWORKDIR /code\nRUN pip install -r requirements.txt\nCMD [\"python\", \"app.py\"]\n"),
+            ("app.py", "import redis\nfrom flask import Flask\napp = Flask(__name__)\n"),
+            ("requirements.txt", "flask\nredis\n"),
+        ] {
+            let text = std::fs::read_to_string(seed.join(name)).unwrap_or_else(|_| fallback.to_string());
+            std::fs::write(d.path().join(name), text).unwrap();
+        }
+        d
+    }
+
+    fn keys(ctx_dir: &std::path::Path) -> Vec<String> {
+        let df = parse_file(&ctx_dir.join("Dockerfile")).unwrap();
+        let opts = BuildOptions::default();
+        let p = plan(&df, &opts).unwrap();
+        assert_eq!(
+            p.graph.nodes[0].base,
+            Base::Image("python:3.6-alpine".into())
+        );
+        let ctx = BuildContext::for_dockerfile(ctx_dir, &ctx_dir.join("Dockerfile")).unwrap();
+        let base = ImageConfig {
+            env: vec![
+                "PATH=/usr/local/bin:/usr/bin:/bin".into(),
+                "PYTHON_VERSION=3.6.15".into(),
+            ],
+            cmd: Some(vec!["python3".into()]),
+            ..Default::default()
+        };
+        let mut st = StageState::new(base, &p.meta, &opts, df.directives.escape);
+        let mut parent = base_key("sha256:python-image-id", &opts.target_platform.to_string());
+        let mut out = Vec::new();
+        for l in &df.stages[0].instructions {
+            let step = st.step(l).unwrap();
+            let content = match &step.instruction {
+                Instruction::Copy(c) => {
+                    let sel = ctx.select(&c.sources).unwrap();
+                    let dest = step.copy_dest.clone().unwrap();
+                    let items = plan_copy(&sel, c.sources.len(), &dest, None, None).unwrap();
+                    Some(content_digest(&items, &c.inline).unwrap())
+                }
+                _ => None,
+            };
+            parent = step_key(&parent, &step, &st.config, content.as_deref(), None);
+            out.push(parent.clone());
+        }
+        assert_eq!(st.config.working_dir, "/code");
+        assert_eq!(st.config.cmd, Some(vec!["python".into(), "app.py".into()]));
+        let created: Vec<&str> = st.history.iter().map(|h| h.created_by.as_str()).collect();
+        assert_eq!(
+            created,
+            vec![
+                "COPY . /code # buildkit",
+                "WORKDIR /code",
+                "RUN /bin/sh -c pip install -r requirements.txt # buildkit",
+                "CMD [\"python\" \"app.py\"]",
+            ]
+        );
+        out
+    }
+
+    #[test]
+    fn seed_keys_are_stable_and_content_sensitive() {
+        let d = seed_context();
+        let first = keys(d.path());
+        assert_eq!(first.len(), 4);
+        assert_eq!(first, keys(d.path()), "same input, same keys");
+        // Touching mtimes changes nothing.
+        let f = std::fs::File::options()
+            .write(true)
+            .open(d.path().join("app.py"))
+            .unwrap();
+        f.set_modified(std::time::SystemTime::UNIX_EPOCH).unwrap();
+        drop(f);
+        assert_eq!(first, keys(d.path()));
+        // Editing a copied file invalidates the COPY and everything after it.
+        std::fs::write(d.path().join("app.py"), "print('changed')\n").unwrap();
+        let edited = keys(d.path());
+        assert!(first.iter().zip(&edited).all(|(a, b)| a != b));
+        // An ignore file that hides only itself changes nothing; hiding a file does.
+        std::fs::write(d.path().join(".dockerignore"), ".dockerignore\n").unwrap();
+        assert_eq!(keys(d.path()), edited);
+        std::fs::write(
+            d.path().join(".dockerignore"),
+            ".dockerignore\nrequirements.txt\n",
+        )
+        .unwrap();
+        assert_ne!(keys(d.path())[0], edited[0]);
+    }
+}
