@@ -564,6 +564,23 @@ pub fn plan_copy(
     Ok(out)
 }
 
+/// Where a heredoc source (`COPY <<EOF /dest`) is written: `dest` itself, or
+/// `dest/<name>` when `dest` ends with `/`. `source_count` counts all sources
+/// (paths and heredocs); more than one needs a directory destination.
+pub fn inline_destination(dest: &str, name: &str, source_count: usize) -> Result<String, Error> {
+    if source_count > 1 && !dest.ends_with('/') {
+        return Err(Error::Invalid(
+            "When using COPY with more than one source file, the destination must be a directory and end with a /"
+                .into(),
+        ));
+    }
+    if !dest.ends_with('/') {
+        return Ok(dest.to_string());
+    }
+    let base = dest.trim_end_matches('/');
+    Ok(join_abs(if base.is_empty() { "/" } else { base }, name))
+}
+
 fn join_abs(base: &str, rel: &str) -> String {
     if base == "/" {
         format!("/{rel}")
@@ -780,6 +797,16 @@ mod tests {
         let items = plan_copy(&sel, 1, "/a", None, None).unwrap();
         assert_eq!(items[0].mode, 0o755);
         assert_eq!(parse_chmod("0644").unwrap(), 0o644);
+        assert_eq!(
+            inline_destination("/etc/motd", "EOF", 1).unwrap(),
+            "/etc/motd"
+        );
+        assert_eq!(
+            inline_destination("/app/", "run.sh", 2).unwrap(),
+            "/app/run.sh"
+        );
+        assert_eq!(inline_destination("/", "f", 1).unwrap(), "/f");
+        assert!(inline_destination("/app", "a", 2).is_err());
         assert!(parse_chmod("9").is_err());
     }
 }
