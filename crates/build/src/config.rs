@@ -208,6 +208,60 @@ impl HistoryEntry {
     }
 }
 
+/// The full image config JSON of a built image (what is stored and hashed
+/// for the image id): the base image's layers and history followed by this
+/// build's, `config` in Docker's shape (keeps `Healthcheck`, `Shell`,
+/// `OnBuild`), the platform and creation time (RFC 3339). `diff_ids` are the
+/// new layers' uncompressed digests, one per history entry with
+/// `empty_layer == false`.
+pub fn image_config_json(
+    base: Option<&oci_spec::image::ImageConfiguration>,
+    config: &ImageConfig,
+    history: &[HistoryEntry],
+    diff_ids: &[String],
+    created: &str,
+    platform: &crate::args::Platform,
+) -> Result<serde_json::Value, crate::Error> {
+    let layers = history.iter().filter(|h| !h.empty_layer).count();
+    if layers != diff_ids.len() {
+        return Err(crate::Error::Other(anyhow::anyhow!(
+            "image config: {layers} history entries make layers but {} diff ids were given",
+            diff_ids.len()
+        )));
+    }
+    let base_json = match base {
+        Some(b) => serde_json::to_value(b).map_err(|e| crate::Error::Other(e.into()))?,
+        None => serde_json::Value::Null,
+    };
+    let mut all_ids: Vec<serde_json::Value> = base_json["rootfs"]["diff_ids"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    all_ids.extend(
+        diff_ids
+            .iter()
+            .map(|d| serde_json::Value::String(d.clone())),
+    );
+    let mut all_history: Vec<serde_json::Value> =
+        base_json["history"].as_array().cloned().unwrap_or_default();
+    for h in history {
+        let oci = h.to_oci(Some(created));
+        all_history.push(serde_json::to_value(oci).map_err(|e| crate::Error::Other(e.into()))?);
+    }
+    let mut out = serde_json::json!({
+        "created": created,
+        "architecture": platform.arch,
+        "os": platform.os,
+        "config": config.to_docker_json(),
+        "rootfs": { "type": "layers", "diff_ids": all_ids },
+        "history": all_history,
+    });
+    if !platform.variant.is_empty() {
+        out["variant"] = serde_json::Value::String(platform.variant.clone());
+    }
+    Ok(out)
+}
+
 /// Per-stage state that config evolution needs besides the config itself.
 #[derive(Debug, Clone, Default)]
 pub struct ApplyState {
@@ -614,6 +668,47 @@ mod tests {
         assert_eq!(h[2].created_by, "RUN a b # buildkit");
         let args = vec![("V".to_string(), "1".to_string())];
         assert_eq!(run_command_string(&["x".into()], &args), "|1 V=1 x");
+    }
+
+    #[test]
+    fn full_image_config() {
+        let base: oci_spec::image::ImageConfiguration = serde_json::from_value(serde_json::json!({
+            "architecture": "amd64", "os": "linux",
+            "config": {"Env": ["PATH=/bin"]},
+            "rootfs": {"type": "layers", "diff_ids": ["sha256:aaa"]},
+            "history": [{"created_by": "base"}]
+        }))
+        .unwrap();
+        let (cfg, hist) = run(
+            ImageConfig::from_oci(base.config().as_ref().unwrap()),
+            "RUN x\nHEALTHCHECK CMD true\n",
+        );
+        let platform = crate::args::Platform::parse("linux/arm64/v8").unwrap();
+        let j = image_config_json(
+            Some(&base),
+            &cfg,
+            &hist,
+            &["sha256:bbb".into()],
+            "2026-01-01T00:00:00Z",
+            &platform,
+        )
+        .unwrap();
+        assert_eq!(
+            j["rootfs"]["diff_ids"],
+            serde_json::json!(["sha256:aaa", "sha256:bbb"])
+        );
+        assert_eq!(j["history"].as_array().unwrap().len(), 3);
+        assert_eq!(j["history"][2]["empty_layer"], true);
+        assert_eq!(
+            (j["architecture"].as_str(), j["variant"].as_str()),
+            (Some("arm64"), Some("v8"))
+        );
+        assert_eq!(j["config"]["Healthcheck"]["Test"][0], "CMD-SHELL");
+        assert_eq!(j["config"]["Env"][0], "PATH=/bin");
+        // It reads back as an OCI image config.
+        let back: oci_spec::image::ImageConfiguration = serde_json::from_value(j).unwrap();
+        assert_eq!(back.rootfs().diff_ids().len(), 2);
+        assert!(image_config_json(None, &cfg, &hist, &[], "t", &platform).is_err());
     }
 
     #[test]
