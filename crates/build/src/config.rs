@@ -44,18 +44,32 @@ fn is_zero(v: &i64) -> bool {
     *v == 0
 }
 
-/// An image's runtime config, as Docker stores it.
+/// An image's runtime config, as Docker stores it. Deserialize it straight
+/// from a raw image config's `"config"` object to keep `Healthcheck`, `Shell`
+/// and `OnBuild`, which [`ImageConfig::from_oci`] cannot see.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "PascalCase")]
 pub struct ImageConfig {
     /// `USER`.
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub user: String,
     /// `EXPOSE`: `port/proto`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub exposed_ports: BTreeMap<String, Empty>,
     /// `ENV`: `K=V`, in order of first definition.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub env: Vec<String>,
     /// `ENTRYPOINT`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -64,13 +78,25 @@ pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cmd: Option<Vec<String>>,
     /// `VOLUME`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub volumes: BTreeMap<String, Empty>,
     /// `WORKDIR` (absolute).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub working_dir: String,
     /// `LABEL`.
-    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "BTreeMap::is_empty"
+    )]
     pub labels: BTreeMap<String, String>,
     /// `STOPSIGNAL`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -82,8 +108,21 @@ pub struct ImageConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub shell: Option<Vec<String>>,
     /// `ONBUILD` triggers (Docker extension).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[serde(
+        default,
+        deserialize_with = "null_default",
+        skip_serializing_if = "Vec::is_empty"
+    )]
     pub on_build: Vec<String>,
+}
+
+/// Docker writes `null` for empty lists and maps; read it as empty.
+fn null_default<'de, D, T>(d: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(d)?.unwrap_or_default())
 }
 
 /// Go's `struct{}` in JSON maps (`{"80/tcp": {}}`).
@@ -709,6 +748,17 @@ mod tests {
         let back: oci_spec::image::ImageConfiguration = serde_json::from_value(j).unwrap();
         assert_eq!(back.rootfs().diff_ids().len(), 2);
         assert!(image_config_json(None, &cfg, &hist, &[], "t", &platform).is_err());
+        // Raw Docker config JSON keeps the extras.
+        let raw: ImageConfig = serde_json::from_value(serde_json::json!({
+            "Healthcheck": {"Test": ["NONE"]}, "Shell": ["/bin/bash", "-c"],
+            "ExposedPorts": {"80/tcp": {}}, "Cmd": null, "Volumes": null, "OnBuild": null,
+            "Labels": null, "User": null, "Env": null
+        }))
+        .unwrap();
+        assert_eq!(raw.healthcheck.as_ref().unwrap().test, vec!["NONE"]);
+        assert_eq!(raw.shell_or_default(), vec!["/bin/bash", "-c"]);
+        assert!(raw.exposed_ports.contains_key("80/tcp"));
+        assert!(raw.env.is_empty() && raw.labels.is_empty() && raw.user.is_empty());
     }
 
     #[test]
