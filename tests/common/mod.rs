@@ -5,6 +5,7 @@
 //! registry's address as `MC_TEST_REGISTRY` (host:port).
 
 pub mod lifecycle;
+pub mod images;
 pub mod network;
 pub mod runtime;
 

@@ -77,6 +77,7 @@ pub fn import(
         id: config_digest,
         created: Some(now),
         size,
+        layout_manifest: None,
     };
     store.tag(rec.clone())?;
     Ok(rec)

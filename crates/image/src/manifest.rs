@@ -245,6 +245,29 @@ pub fn select<'a>(index: &'a Index, want: &Platform) -> Result<&'a Descriptor, S
     ))
 }
 
+/// The same image as an OCI manifest (Docker schema 2 → OCI media types),
+/// for the OCI layout: skopeo and umoci only follow OCI descriptors there.
+pub fn to_oci(m: &Manifest) -> Manifest {
+    let layer_type = |mt: &str| -> String {
+        match mt {
+            "application/vnd.docker.image.rootfs.diff.tar.gzip" => OCI_LAYER_GZIP.to_string(),
+            "application/vnd.docker.image.rootfs.diff.tar.zstd" => OCI_LAYER_ZSTD.to_string(),
+            "application/vnd.docker.image.rootfs.diff.tar" => OCI_LAYER.to_string(),
+            "application/vnd.docker.image.rootfs.foreign.diff.tar.gzip" => {
+                "application/vnd.oci.image.layer.nondistributable.v1.tar+gzip".to_string()
+            }
+            other => other.to_string(),
+        }
+    };
+    let mut out = m.clone();
+    out.media_type = Some(OCI_MANIFEST.to_string());
+    out.config.media_type = OCI_CONFIG.to_string();
+    for l in &mut out.layers {
+        l.media_type = layer_type(&l.media_type);
+    }
+    out
+}
+
 /// The compression a layer media type declares (None: look at magic bytes).
 pub fn is_layer_media_type(mt: &str) -> bool {
     mt.starts_with("application/vnd.oci.image.layer.")

@@ -319,6 +319,7 @@ async fn fetch(
         id: m.config.digest.clone(),
         created: config.created().clone(),
         size: m.layers.iter().map(|l| l.size).sum(),
+        layout_manifest: None,
     };
     store.tag(record.clone())?;
     tracing::info!(target: "explain::image", "tag {r} -> {}", res.digest);

@@ -268,7 +268,14 @@ impl Store {
     }
 
     /// Point `rec.reference` at its manifest (tags.json and oci/index.json), atomically.
-    pub fn tag(&self, rec: TagRecord) -> anyhow::Result<()> {
+    pub fn tag(&self, mut rec: TagRecord) -> anyhow::Result<()> {
+        if rec.manifest_media_type != manifest::OCI_MANIFEST {
+            let raw = self.read_blob(&rec.manifest_digest)?;
+            let m: Manifest = serde_json::from_slice(&raw).context("parse the manifest")?;
+            let oci = serde_json::to_vec(&manifest::to_oci(&m))?;
+            let digest = self.write_blob(&oci)?;
+            rec.layout_manifest = Some((digest, oci.len() as u64));
+        }
         let _lock = self.lock("store")?;
         let mut records = tags::read(self)?;
         records.retain(|r| r.reference != rec.reference);
@@ -296,10 +303,14 @@ impl Store {
         let manifests: Vec<serde_json::Value> = records
             .iter()
             .map(|r| {
+                let (digest, size) = r
+                    .layout_manifest
+                    .clone()
+                    .unwrap_or_else(|| (r.manifest_digest.clone(), r.manifest_size));
                 serde_json::json!({
-                    "mediaType": r.manifest_media_type,
-                    "digest": r.manifest_digest,
-                    "size": r.manifest_size,
+                    "mediaType": manifest::OCI_MANIFEST,
+                    "digest": digest,
+                    "size": size,
                     "annotations": {
                         "org.opencontainers.image.ref.name": r.reference,
                         "io.containerd.image.name": r.reference,
@@ -332,6 +343,9 @@ impl Store {
         for r in &records {
             blobs.insert(hex_of(&r.manifest_digest));
             if let Some(d) = &r.repo_digest {
+                blobs.insert(hex_of(d));
+            }
+            if let Some((d, _)) = &r.layout_manifest {
                 blobs.insert(hex_of(d));
             }
             if let Ok((m, cfg)) = self.read_image(&r.manifest_digest) {

@@ -26,6 +26,10 @@ pub struct TagRecord {
     /// Sum of the compressed layer sizes.
     #[serde(default)]
     pub size: u64,
+    /// The OCI manifest oci/index.json points to, when the image's own is a
+    /// Docker one (converted; same config and layer blobs): (digest, size).
+    #[serde(default)]
+    pub layout_manifest: Option<(String, u64)>,
 }
 
 impl TagRecord {
@@ -84,6 +88,7 @@ mod tests {
             id: id.into(),
             created: None,
             size: 0,
+            layout_manifest: None,
         }
     }
 

@@ -65,17 +65,28 @@ impl Tree {
 
     /// The fd of directory `rel`, creating missing components (0755).
     pub fn dir(&mut self, rel: &Path) -> anyhow::Result<Rc<OwnedFd>> {
+        match self.resolve(rel, true)? {
+            Some(fd) => Ok(fd),
+            None => anyhow::bail!("directory {} is missing", rel.display()),
+        }
+    }
+
+    /// The fd of directory `rel`; None if a component is missing and `create` is false.
+    fn resolve(&mut self, rel: &Path, create: bool) -> anyhow::Result<Option<Rc<OwnedFd>>> {
         if rel.as_os_str().is_empty() {
-            return Ok(self.root.clone());
+            return Ok(Some(self.root.clone()));
         }
         if let Some(fd) = self.cache.get(rel) {
-            return Ok(fd.clone());
+            return Ok(Some(fd.clone()));
         }
-        let parent = self.dir(rel.parent().unwrap_or(Path::new("")))?;
+        let Some(parent) = self.resolve(rel.parent().unwrap_or(Path::new("")), create)? else {
+            return Ok(None);
+        };
         let name = rel.file_name().unwrap_or(OsStr::new("."));
         let flags = OFlag::O_PATH | OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = match openat(parent.as_fd(), name, flags, Mode::empty()) {
             Ok(fd) => fd,
+            Err(Errno::ENOENT) if !create => return Ok(None),
             Err(Errno::ENOENT) => {
                 match mkdirat(parent.as_fd(), name, Mode::from_bits_truncate(0o755)) {
                     Ok(()) | Err(Errno::EEXIST) => {}
@@ -106,7 +117,7 @@ impl Tree {
         }
         let fd = Rc::new(fd);
         self.cache.insert(rel.to_path_buf(), fd.clone());
-        Ok(fd)
+        Ok(Some(fd))
     }
 
     fn parent_and_name<'a>(&mut self, rel: &'a Path) -> anyhow::Result<(Rc<OwnedFd>, &'a OsStr)> {
@@ -119,7 +130,12 @@ impl Tree {
 
     /// What is at `rel` now (without following a final symlink).
     pub fn existing(&mut self, rel: &Path) -> anyhow::Result<Existing> {
-        let (parent, name) = self.parent_and_name(rel)?;
+        let name = rel
+            .file_name()
+            .ok_or_else(|| anyhow::anyhow!("\"{}\" has no file name", rel.display()))?;
+        let Some(parent) = self.resolve(rel.parent().unwrap_or(Path::new("")), false)? else {
+            return Ok(Existing::None);
+        };
         Ok(
             match fstatat(parent.as_fd(), name, AtFlags::AT_SYMLINK_NOFOLLOW) {
                 Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFDIR => Existing::Dir,
@@ -369,5 +385,10 @@ mod tests {
         use std::os::unix::fs::MetadataExt;
         assert_eq!(std::fs::metadata(dir.path().join("g")).unwrap().nlink(), 2);
         assert!(t.hardlink(Path::new("h"), Path::new("missing")).is_err());
+        assert_eq!(
+            t.existing(Path::new("no/such/thing")).unwrap(),
+            Existing::None
+        );
+        assert!(!dir.path().join("no").exists(), "looking must not create");
     }
 }
