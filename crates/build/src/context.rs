@@ -589,6 +589,59 @@ fn join_abs(base: &str, rel: &str) -> String {
     }
 }
 
+/// Compression of a local archive that `ADD` unpacks instead of copying.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ArchiveKind {
+    /// Plain tar.
+    Tar,
+    /// gzip-compressed tar.
+    Gzip,
+    /// bzip2-compressed tar.
+    Bzip2,
+    /// xz-compressed tar.
+    Xz,
+    /// zstd-compressed tar.
+    Zstd,
+}
+
+/// Whether `ADD` should unpack this file, by content like Docker (magic bytes;
+/// compressed files are archives when their compression is recognised — the
+/// executor still falls back to copying if the payload is not a tar).
+/// Returns `None` for anything else, which `ADD` copies like `COPY`.
+pub fn archive_kind(path: &Path) -> Result<Option<ArchiveKind>, Error> {
+    use std::io::Read;
+    let mut head = [0u8; 512];
+    let mut f = std::fs::File::open(path)
+        .map_err(|e| Error::Invalid(format!("cannot read {}: {e}", path.display())))?;
+    let mut n = 0;
+    while n < head.len() {
+        match f.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) => {
+                return Err(Error::Invalid(format!(
+                    "cannot read {}: {e}",
+                    path.display()
+                )))
+            }
+        }
+    }
+    let h = &head[..n];
+    Ok(if h.starts_with(&[0x1f, 0x8b]) {
+        Some(ArchiveKind::Gzip)
+    } else if h.starts_with(b"BZh") {
+        Some(ArchiveKind::Bzip2)
+    } else if h.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0x00]) {
+        Some(ArchiveKind::Xz)
+    } else if h.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(ArchiveKind::Zstd)
+    } else if n >= 262 && &h[257..262] == b"ustar" {
+        Some(ArchiveKind::Tar)
+    } else {
+        None
+    })
+}
+
 /// Parse a `--chmod` value (octal, e.g. `755` or `0644`).
 pub fn parse_chmod(s: &str) -> Result<u32, Error> {
     u32::from_str_radix(s, 8)
@@ -764,6 +817,32 @@ mod tests {
         let ctx =
             BuildContext::for_dockerfile(d.path(), &d.path().join("Other.Dockerfile")).unwrap();
         assert!(ctx.is_ignored("node_modules"));
+    }
+
+    #[test]
+    fn archive_detection() {
+        let d = tempfile::tempdir().unwrap();
+        let write = |name: &str, bytes: &[u8]| {
+            let p = d.path().join(name);
+            std::fs::write(&p, bytes).unwrap();
+            archive_kind(&p).unwrap()
+        };
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        assert_eq!(write("a.tar", &tar), Some(ArchiveKind::Tar));
+        assert_eq!(write("a.tgz", &[0x1f, 0x8b, 8, 0]), Some(ArchiveKind::Gzip));
+        assert_eq!(write("a.bz2", b"BZh91AY"), Some(ArchiveKind::Bzip2));
+        assert_eq!(
+            write("a.xz", &[0xfd, b'7', b'z', b'X', b'Z', 0, 0]),
+            Some(ArchiveKind::Xz)
+        );
+        assert_eq!(
+            write("a.zst", &[0x28, 0xb5, 0x2f, 0xfd, 1]),
+            Some(ArchiveKind::Zstd)
+        );
+        assert_eq!(write("app.py", b"print(1)\n"), None);
+        assert_eq!(write("empty", b""), None);
+        assert!(archive_kind(&d.path().join("missing")).is_err());
     }
 
     #[test]
