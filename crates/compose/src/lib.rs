@@ -81,9 +81,15 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         None => std::env::current_dir()
             .map_err(|e| Error::Other(anyhow::anyhow!("cannot read the current directory: {e}")))?,
     };
+    // COMPOSE_FILE and friends may come from the .env file of the directory we start in.
+    let start_dir = match &opts.project_directory {
+        Some(d) => normalize::resolve_path(&cwd, &d.to_string_lossy()),
+        None => cwd.clone(),
+    };
+    let pre_env = lookup::environment(&process_env, &opts.env_files, &start_dir, &cwd)?;
     let (sources, mut warnings) = lookup::find_files(
         &opts.files,
-        &process_env,
+        &pre_env,
         &cwd,
         opts.project_directory.as_deref(),
     )?;
@@ -186,6 +192,17 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         }
     }
     services.sort_keys();
+    // An optional dependency on a service that does not exist (or is not enabled) is dropped.
+    let known: Vec<String> = services.keys().cloned().collect();
+    for (sname, s) in services.iter_mut() {
+        s.depends_on.retain(|dep, d| {
+            let keep = d.required || known.contains(dep);
+            if !keep && !disabled.contains_key(dep) {
+                warnings.push(format!("service \"{sname}\" depends on undefined service \"{dep}\" (not required, ignored)"));
+            }
+            keep
+        });
+    }
 
     let mut networks = normalize::networks(tree.get("networks"), &name)?;
     if services

@@ -481,15 +481,18 @@ impl Project {
 
     /// The project as `docker compose config` prints it.
     pub fn to_yaml(&self) -> Result<String, crate::Error> {
-        serde_yaml_ng::to_string(&self.rendered()?)
-            .map_err(|e| crate::Error::Other(anyhow::anyhow!("cannot render the project as YAML: {e}")))
+        serde_yaml_ng::to_string(&self.rendered()?).map_err(|e| {
+            crate::Error::Other(anyhow::anyhow!("cannot render the project as YAML: {e}"))
+        })
     }
 
     /// The project as `docker compose config --format json` prints it.
     pub fn to_json(&self) -> Result<String, crate::Error> {
         serde_json::to_string_pretty(&self.rendered()?)
             .map(|s| s + "\n")
-            .map_err(|e| crate::Error::Other(anyhow::anyhow!("cannot render the project as JSON: {e}")))
+            .map_err(|e| {
+                crate::Error::Other(anyhow::anyhow!("cannot render the project as JSON: {e}"))
+            })
     }
 }
 

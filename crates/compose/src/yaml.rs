@@ -19,7 +19,7 @@ use crate::Error;
 /// Nesting deeper than this is refused (recursive stages would overflow the stack).
 const MAX_DEPTH: usize = 200;
 /// Total nodes an alias expansion may produce (guards against "billion laughs").
-const MAX_NODES: usize = 2_000_000;
+const MAX_NODES: usize = 250_000;
 
 /// Where a value starts: file, 1-based line and column.
 #[derive(Clone, Debug, PartialEq, Eq)]

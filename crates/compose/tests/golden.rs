@@ -42,11 +42,21 @@ fn check(name: &str) {
         files: vec!["-".into()],
         stdin: Some(project.to_yaml().unwrap()),
         cwd: Some(dir.clone()),
-        environment: Some([("HOME", "/home/test")].into_iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()),
+        environment: Some(
+            [("HOME", "/home/test")]
+                .into_iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
+        ),
         ..Default::default()
     };
-    let reloaded = load(&again).unwrap_or_else(|e| panic!("{name}: output does not load again: {e}"));
-    assert_eq!(reloaded.to_yaml().unwrap(), project.to_yaml().unwrap(), "{name}: output does not round-trip");
+    let reloaded =
+        load(&again).unwrap_or_else(|e| panic!("{name}: output does not load again: {e}"));
+    assert_eq!(
+        reloaded.to_yaml().unwrap(),
+        project.to_yaml().unwrap(),
+        "{name}: output does not round-trip"
+    );
     // JSON output is the same document.
     let as_json: serde_json::Value = serde_json::from_str(&project.to_json().unwrap()).unwrap();
     let from_yaml: serde_json::Value =

@@ -226,7 +226,7 @@ fn interpolation_in_files() {
             opts: none,
             want: &[
                 ("/services/web/image", json!("busybox:latest")),
-                ("/services/web/environment", json!({"A": "dot", "B": "${NOT_VAR}", "C": "dflt", "D": "alt", "E": ""})),
+                ("/services/web/environment", json!({"A": "dot", "B": "$${NOT_VAR}", "C": "dflt", "D": "alt", "E": ""})),
                 ("/services/web/ports/0/published", json!("1234")),
             ],
         },
@@ -245,6 +245,16 @@ fn interpolation_in_files() {
             want: &[("/services/web/image", json!("${IMG:-x}"))],
         },
     ]);
+    // The project holds the real value; `config` output escapes it again.
+    let (_d, r) = run(
+        &[(
+            "compose.yaml",
+            "services:\n  web:\n    image: x\n    user: $$HOME\n",
+        )],
+        &[],
+        none,
+    );
+    assert_eq!(r.unwrap().services["web"].user.as_deref(), Some("$HOME"));
     let (_d, r) = run(
         &[("compose.yaml", "services:\n  web:\n    image: ${NOPE}x\n")],
         &[],
@@ -490,4 +500,25 @@ fn obsolete_version_and_ignored_keys_warn_once() {
         w[1],
         "services.*.runtime is parsed but not acted on by minicompose yet (used by: w, v)"
     );
+}
+
+#[test]
+fn optional_dependencies_and_compose_file_from_dotenv() {
+    let (_d, r) = run(
+        &[("compose.yaml", "services:\n  web:\n    image: a\n    depends_on:\n      ghost: {condition: service_started, required: false}\n      dbg: {condition: service_started, required: false}\n  dbg:\n    image: b\n    profiles: [debug]\n")],
+        &[],
+        none,
+    );
+    let p = r.unwrap();
+    assert!(p.services["web"].depends_on.is_empty());
+    assert_eq!(
+        p.warnings,
+        vec!["service \"web\" depends on undefined service \"ghost\" (not required, ignored)"]
+    );
+    let (_d, r) = run(
+        &[("main.yml", WEB), (".env", "COMPOSE_FILE=main.yml\n")],
+        &[],
+        none,
+    );
+    assert_eq!(r.unwrap().services["web"].image.as_deref(), Some("busybox"));
 }
