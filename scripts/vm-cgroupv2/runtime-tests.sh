@@ -54,7 +54,7 @@ fi
 # unpacked at the same path (on tmpfs), so nothing depends on where it lives.
 store=$(mktemp -d /tmp/mc-vm-store.XXXXXX)
 trap 'cleanup; rm -rf "$store"' EXIT
-"$bin" --root "$store" --registry-mirror "http://$MC_TEST_REGISTRY" image pull "$image" >"$stage/pull.log" 2>&1 ||
+"$bin" --root "$store" --registry-mirror "http://$MC_TEST_REGISTRY" image pull -q "$image" >"$stage/pull.log" 2>&1 ||
 	{ cat "$stage/pull.log" >&2; die "pre-pulling $image into $store failed"; }
 tar --xattrs --xattrs-include='*' -C / -cf "$stage/store.tar" "${store#/}"
 echo "vm-cgroupv2 lane: $image pre-pulled ($(du -sh "$stage/store.tar" | cut -f1)); running $test_name tests in the VM"
