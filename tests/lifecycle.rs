@@ -63,7 +63,7 @@ fn hit_counter_lifecycle() {
     );
     let logs = s.ok(&["logs", "web"]);
     assert!(
-        logs.contains("mclchit-web-1  | ") && logs.contains("GET / HTTP/1.1"),
+        logs.contains("mclchit-web-1  | ") && logs.contains("GET / HTTP/1."),
         "{logs}"
     );
     let logs = s.ok(&["logs", "--no-log-prefix", "--tail", "1", "redis"]);

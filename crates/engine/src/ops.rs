@@ -370,9 +370,19 @@ impl Engine {
 
     /// Start a created or exited container under its own monitor.
     pub fn start_container(&self, project: &str, id: &str) -> Result<Vec<String>, Error> {
-        let rec = self.runtime.containers.read(id)?;
+        let mut rec = self.runtime.containers.read(id)?;
         if rec.state.is_running() {
             return Ok(Vec::new());
+        }
+        // The previous run's monitor records the exit first, then frees the
+        // cgroup and the network: starting before it is done would lose both.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while rec.state.monitor_pid > 0
+            && mc_runtime::state::proc_start_time(rec.state.monitor_pid).is_some()
+            && Instant::now() < deadline
+        {
+            sleep_ms(10);
+            rec = self.runtime.containers.read(id)?;
         }
         let mut ours = self.paths.read_record(project, id).ok_or_else(|| {
             Error::Other(anyhow::anyhow!(

@@ -45,7 +45,9 @@ struct Watch {
     probe: Option<probe::Probe>,
     backoff: Backoff,
     restarts: u64,
-    exit_handled: bool,
+    /// `started_at` of the run whose exit we have handled (a run can
+    /// start and exit between two ticks, so the pid is not enough).
+    handled_run: Option<String>,
     restart_at: Option<Instant>,
 }
 
@@ -299,7 +301,6 @@ impl Supervisor {
                 if w.instance != m.state.pid_start {
                     w.instance = m.state.pid_start;
                     w.started = Some(now);
-                    w.exit_handled = false;
                     w.restart_at = None;
                     if let Some(p) = w.probe.take() {
                         p.kill();
@@ -342,8 +343,8 @@ impl Supervisor {
             if let Some(p) = w.probe.take() {
                 p.kill();
             }
-            if !w.exit_handled {
-                w.exit_handled = true;
+            if w.handled_run.as_deref() != Some(m.state.started_at.as_str()) {
+                w.handled_run = Some(m.state.started_at.clone());
                 if rec
                     .restart
                     .should_restart(m.state.exit_code, w.restarts, rec.stopped_by_user)
@@ -381,7 +382,7 @@ impl Supervisor {
                         }
                         Err(e) => {
                             log(&format!("{}: restart failed: {e}", w.name));
-                            w.exit_handled = false;
+                            w.handled_run = None;
                         }
                     }
                 }
