@@ -103,7 +103,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         },
     };
     let env = lookup::environment(&process_env, &opts.env_files, &working_dir, &cwd)?;
-    tracing::debug!(target: "explain::compose", files = ?sources, dir = %working_dir.display(), "loading compose files");
+    tracing::info!(target: "explain::compose", files = ?sources, dir = %working_dir.display(), "loading compose files");
 
     let mut loader = load::Loader::new(&env, !opts.no_interpolate, cwd.clone(), opts.stdin.clone());
     let mut tree: Option<yaml::Node> = None;
@@ -163,12 +163,11 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         );
     }
 
-    let empty = IndexMap::new();
     let mut cx = normalize::Cx {
         project: &name,
         working_dir: &working_dir,
         env: &env,
-        service_dirs: &empty,
+        
         ignored: Vec::new(),
     };
     let mut services = IndexMap::new();

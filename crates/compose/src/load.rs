@@ -77,6 +77,7 @@ impl<'a> Loader<'a> {
             }
             Source::Path(p) => {
                 let name = self.display_name(p);
+                tracing::info!(target: "explain::compose", file = %p.display(), "reading compose file");
                 let meta = std::fs::metadata(p).map_err(|e| {
                     Error::Invalid(format!("{name}: cannot read compose file: {e}"))
                 })?;
@@ -271,9 +272,8 @@ impl FileLoader for Loader<'_> {
                 path.display()
             )));
         }
-        let (name, text, p) = self.read(&Source::Path(path.to_path_buf()))?;
+        let (name, text, _) = self.read(&Source::Path(path.to_path_buf()))?;
         let doc = self.parse_text(&name, &text)?;
-        let _ = p;
         self.cache.insert(path.to_path_buf(), doc.clone());
         Ok(doc)
     }

@@ -28,7 +28,7 @@ pub enum Source {
     Stdin,
 }
 
-/// The files to load (`explicit` = given by -f or COMPOSE_FILE) plus any warnings.
+/// The files to load, in order, plus any warnings.
 pub fn find_files(
     files: &[PathBuf],
     env: &Env,
@@ -135,11 +135,8 @@ pub fn environment(
     for (path, required) in files {
         let text = match std::fs::read_to_string(&path) {
             Ok(t) => t,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && !required => continue,
-            Err(e) if path.is_dir() && !required => {
-                let _ = e;
-                continue;
-            }
+            // The default .env is optional (and may even be a directory).
+            Err(_) if !required && !path.is_file() => continue,
             Err(e) => {
                 return Err(Error::Invalid(format!(
                     "cannot read env file {}: {e}",

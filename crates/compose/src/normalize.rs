@@ -19,8 +19,6 @@ pub struct Cx<'a> {
     pub working_dir: &'a FsPath,
     /// Variables for bare `environment` entries and env_file interpolation.
     pub env: &'a Env,
-    /// Service key → directory its relative paths resolve against (extends/include from other dirs).
-    pub service_dirs: &'a IndexMap<String, PathBuf>,
     /// (key, service) pairs of keys kept but not acted on.
     pub ignored: Vec<(String, String)>,
 }
@@ -248,11 +246,8 @@ impl Cx<'_> {
     pub fn service(&mut self, name: &str, n: &Node) -> Result<Service, Error> {
         let p = Path::of(&["services", name]);
         let m = map_of(n, &p)?;
-        let dir = self
-            .service_dirs
-            .get(name)
-            .cloned()
-            .unwrap_or_else(|| self.working_dir.to_path_buf());
+        // Services from other directories (extends, include) arrive with absolute paths.
+        let dir = self.working_dir.to_path_buf();
         let mut s = Service::default();
         let mut environment_node = None;
         for (key, v) in m {
