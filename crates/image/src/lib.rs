@@ -5,6 +5,7 @@
 //! [`pull_blocking`]; the CLI also uses the `export`, `import` and `auth` parts.
 
 pub mod auth;
+pub mod commit;
 pub mod export;
 pub mod import;
 pub mod manifest;
