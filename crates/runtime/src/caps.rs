@@ -46,10 +46,14 @@ fn normalize(name: &str) -> Result<String, Error> {
         })
 }
 
-/// Every capability this kernel knows.
+/// Every capability we can hand out: the kernel's, within our own
+/// bounding set (a host may withhold some, e.g. CAP_SYS_RESOURCE).
 pub fn all_caps() -> Vec<String> {
+    let ours = caps::read(None, CapSet::Bounding)
+        .unwrap_or_else(|_| caps::runtime::thread_all_supported());
     let mut v: Vec<String> = caps::runtime::thread_all_supported()
         .into_iter()
+        .filter(|c| ours.contains(c))
         .map(|c| c.to_string())
         .collect();
     v.sort();
@@ -67,7 +71,12 @@ pub fn resolve(add: &[String], drop: &[String], privileged: bool) -> Result<Vec<
         .iter()
         .map(|c| normalize(c))
         .collect::<Result<_, _>>()?;
-    let mut set: BTreeSet<String> = DEFAULT_CAPS.iter().map(|s| s.to_string()).collect();
+    let available = all_caps();
+    let mut set: BTreeSet<String> = DEFAULT_CAPS
+        .iter()
+        .filter(|c| available.iter().any(|a| a == *c))
+        .map(|s| s.to_string())
+        .collect();
     if drop.iter().any(|c| c == "ALL") {
         set.clear();
     } else {
@@ -76,9 +85,16 @@ pub fn resolve(add: &[String], drop: &[String], privileged: bool) -> Result<Vec<
         }
     }
     if add.iter().any(|c| c == "ALL") {
-        set.extend(all_caps());
+        set.extend(available);
     } else {
-        set.extend(add);
+        for c in add {
+            if !available.contains(&c) {
+                return Err(Error::Invalid(format!(
+                    "--cap-add {c}: this host does not grant {c} to minicompose, so a container cannot have it"
+                )));
+            }
+            set.insert(c);
+        }
     }
     Ok(set.into_iter().collect())
 }

@@ -135,6 +135,8 @@ impl Runtime {
             fs::write(dir.join("hostname"), &files.hostname).context("write hostname")?;
             fs::write(dir.join("hosts"), &files.hosts).context("write hosts")?;
             fs::write(dir.join("resolv.conf"), &files.resolv_conf).context("write resolv.conf")?;
+            // The log exists from the start, so `logs -f` right after `run -d` finds it.
+            fs::write(logs::log_path(&dir), b"").context("create the log")?;
             self.containers.write_state(&spec.id, &State::default())?;
             // The config last: a directory without it is not a container.
             self.containers.write_spec(spec)?;
@@ -316,7 +318,9 @@ impl Runtime {
     ) -> Result<Vec<String>, Error> {
         ensure_single_threaded()?;
         let (rep_r, rep_w) = launch::pipe()?;
-        // SAFETY: single-threaded by contract; the child continues in Rust.
+        // Double fork: the monitor must not be our child (a long-lived
+        // caller would have to reap it), so an intermediate exits at once.
+        // SAFETY: single-threaded by contract; the children continue in Rust.
         let pid = unsafe { libc::fork() };
         if pid < 0 {
             self.discard(&rec.spec.id);
@@ -326,20 +330,26 @@ impl Runtime {
         }
         if pid > 0 {
             drop(rep_w);
+            // SAFETY: reap the intermediate, which exits right after forking.
+            unsafe {
+                let mut st = 0;
+                libc::waitpid(pid, &mut st, 0);
+            }
             // The monitor reports start errors as status lines; EOF = running.
-            return launch::read_status(rep_r).inspect_err(|_| {
-                // SAFETY: reap the monitor, which exits after a failed start.
-                unsafe {
-                    let mut st = 0;
-                    libc::waitpid(pid, &mut st, 0);
-                }
-            });
+            return launch::read_status(rep_r);
         }
         drop(rep_r);
-        // SAFETY: new session: no terminal signals reach the monitor.
-        unsafe { libc::setsid() };
+        // SAFETY: new session (no terminal signals reach the monitor), then
+        // the second fork; the intermediate leaves without running destructors.
+        unsafe {
+            libc::setsid();
+            match libc::fork() {
+                0 => {}
+                n => libc::_exit(if n < 0 { 125 } else { 0 }),
+            }
+        }
         let code = self.monitor_child(rec, keep_stdin_open, hook, teardown, rep_w);
-        // SAFETY: leave without running the parent's atexit handlers twice.
+        // SAFETY: leave without running the caller's destructors.
         unsafe { libc::_exit(code) }
     }
 

@@ -147,6 +147,18 @@ pub fn supervise(pid: i32, io: Io, log: &mut logs::Writer) -> i32 {
     };
 
     loop {
+        // SIGCHLD is blocked from here on, so an exit after this check still
+        // wakes the poll below; an exit before it is caught here.
+        if exit.is_none() {
+            let mut st = 0;
+            // SAFETY: reap our own child without blocking.
+            let r = unsafe { libc::waitpid(pid, &mut st, libc::WNOHANG) };
+            if r == pid {
+                exit = Some(wait_status(st));
+            } else if r < 0 {
+                exit = Some(255);
+            }
+        }
         if exit.is_some() {
             // The namespace is gone: drain what is left, then stop.
             for (fd, stream) in &outputs {

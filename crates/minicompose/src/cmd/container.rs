@@ -1,9 +1,6 @@
 //! `minicompose container …`: run, ls, exec, logs, stop, kill, rm, top, inspect.
 //!
-//! Parsing and output only; the work is in `mc_runtime`. Note on `-f`: the
-//! global `-f FILE` (compose files) owns the short flag, so `rm -f ID` and
-//! `logs -f ID` arrive as a "file" named ID; we read them back as
-//! force/follow plus that ID (see [`take_dash_f`]).
+//! Parsing and output only; the work is in `mc_runtime`.
 
 use std::io::{BufRead, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -169,8 +166,8 @@ pub struct ExecArgs {
 
 #[derive(Args)]
 pub struct LogsArgs {
-    /// Follow log output (`-f` works too)
-    #[arg(long)]
+    /// Follow log output
+    #[arg(short = 'f', long)]
     pub follow: bool,
     /// Show timestamps
     #[arg(short = 't', long)]
@@ -179,7 +176,7 @@ pub struct LogsArgs {
     #[arg(short = 'n', long, default_value = "all")]
     pub tail: String,
     /// Container name or ID
-    pub container: Option<String>,
+    pub container: String,
 }
 
 #[derive(Args)]
@@ -204,10 +201,11 @@ pub struct KillArgs {
 
 #[derive(Args)]
 pub struct RmArgs {
-    /// Force the removal of a running container (`-f` works too)
-    #[arg(long)]
+    /// Force the removal of a running container
+    #[arg(short = 'f', long)]
     pub force: bool,
     /// Containers
+    #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
@@ -230,38 +228,19 @@ pub fn run(g: &Global, cmd: ContainerCmd) -> anyhow::Result<i32> {
         ContainerCmd::Run(a) => run_container(g, &rt, *a),
         ContainerCmd::Ls(a) => ls(&rt, a),
         ContainerCmd::Exec(a) => exec(&rt, a),
-        ContainerCmd::Logs(a) => logs(g, &rt, a),
+        ContainerCmd::Logs(a) => logs(&rt, a),
         ContainerCmd::Stop(a) => each(&a.containers, |c| rt.stop(c, a.time).map(|_| ())),
         ContainerCmd::Kill(a) => {
             let sig = spec::parse_signal(&a.signal)?;
             each(&a.containers, |c| rt.kill(c, sig).map(|_| ()))
         }
-        ContainerCmd::Rm(a) => {
-            let (force, mut ids) = take_dash_f(g, a.force, a.containers);
-            if ids.is_empty() {
-                return Err(user_error(
-                    "rm needs at least one container: minicompose container rm [-f] ID...",
-                ));
-            }
-            ids.dedup();
-            each(&ids, |c| {
-                rt.remove(c, force, &mut |id| net_teardown(g, id))
-                    .map(|_| ())
-            })
-        }
+        ContainerCmd::Rm(a) => each(&a.containers, |c| {
+            rt.remove(c, a.force, &mut |id| net_teardown(g, id))
+                .map(|_| ())
+        }),
         ContainerCmd::Top(a) => top(&rt, a),
         ContainerCmd::Inspect(a) => inspect(&rt, a),
     }
-}
-
-/// `-f ID` parsed as the global `-f FILE`: give it back as a flag plus IDs.
-fn take_dash_f(g: &Global, flag: bool, mut rest: Vec<String>) -> (bool, Vec<String>) {
-    if g.file.is_empty() {
-        return (flag, rest);
-    }
-    let mut ids: Vec<String> = g.file.iter().map(|p| p.display().to_string()).collect();
-    ids.append(&mut rest);
-    (true, ids)
 }
 
 /// Apply `f` to each container, printing its key like docker; errors go
@@ -799,15 +778,9 @@ fn print_entry(e: &mc_runtime::logs::Entry, timestamps: bool) {
     }
 }
 
-fn logs(g: &Global, rt: &Runtime, a: LogsArgs) -> anyhow::Result<i32> {
-    let (follow, mut keys) = take_dash_f(g, a.follow, a.container.into_iter().collect());
-    if keys.len() != 1 {
-        return Err(user_error(
-            "logs needs exactly one container: minicompose container logs [-f] ID",
-        ));
-    }
-    let key = keys.remove(0);
-    let rec = rt.containers.find(&key)?;
+fn logs(rt: &Runtime, a: LogsArgs) -> anyhow::Result<i32> {
+    let follow = a.follow;
+    let rec = rt.containers.find(&a.container)?;
     let tail: Option<usize> = match a.tail.as_str() {
         "all" | "-1" => None,
         n => Some(

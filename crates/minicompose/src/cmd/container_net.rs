@@ -29,11 +29,7 @@ pub struct NetArgs {
     #[arg(long = "network-alias", alias = "net-alias")]
     pub network_alias: Vec<String>,
     /// Publish container ports: [IP:][HOST[-HOST2]:]CONTAINER[-C2][/udp] (repeatable)
-    // NOTE (runtime): no `short = 'p'` here: the global `-p/--project-name`
-    // (global = true) owns -p in every subcommand and clap panics on the
-    // clash when `container run` is parsed. Use --publish until global.rs
-    // changes.
-    #[arg(long = "publish")]
+    #[arg(short = 'p', long = "publish")]
     pub publish: Vec<String>,
     /// Upstream DNS server for names that are not containers (repeatable)
     #[arg(long = "dns")]

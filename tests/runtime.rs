@@ -1,0 +1,608 @@
+//! End-to-end tests of `minicompose container …` with the busybox stand-in,
+//! run as root. They need only MINICOMPOSE_BIN and an image source: the
+//! local registry (MC_TEST_REGISTRY) or, in the cgroup v2 VM lane, a
+//! pre-pulled store (MC_TEST_PREPULLED_ROOT). Every test removes what it
+//! started, also when it fails (the `Rt` guard).
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mc_e2e::runtime::{assert_gone, cgroup_dirs_with_prefix, mounts_containing, text, Rt, IMAGE};
+
+fn stdout_of(out: &std::process::Output) -> String {
+    assert!(
+        out.status.success(),
+        "command failed ({:?}): {}{}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+    text(&out.stdout)
+}
+
+fn wait_for(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let end = Instant::now() + timeout;
+    while Instant::now() < end {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[test]
+fn hostname_pid1_and_exit_codes() {
+    let rt = Rt::new();
+    let out = stdout_of(&rt.run(&[], &["sh", "-c", "hostname; echo $$; cat /etc/hostname"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(
+        lines[0].len(),
+        12,
+        "default hostname is the short id: {out}"
+    );
+    assert!(lines[0].bytes().all(|b| b.is_ascii_hexdigit()));
+    assert_eq!(lines[1], "1", "the command is PID 1");
+    assert_eq!(lines[2], lines[0]);
+    let out = stdout_of(&rt.run(&["--hostname", "box"], &["hostname"]));
+    assert_eq!(out.trim(), "box");
+
+    assert_eq!(rt.run(&[], &["sh", "-c", "exit 3"]).status.code(), Some(3));
+    assert_eq!(rt.run(&[], &["false"]).status.code(), Some(1));
+    let nf = rt.run(&[], &["no-such-command"]);
+    assert_eq!(nf.status.code(), Some(127));
+    assert!(
+        text(&nf.stderr).contains("executable file not found in $PATH"),
+        "{}",
+        text(&nf.stderr)
+    );
+    let ne = rt.run(&[], &["/etc/passwd"]);
+    assert_eq!(ne.status.code(), Some(126), "{}", text(&ne.stderr));
+    assert!(rt.ids().is_empty(), "--rm removes every container");
+}
+
+#[test]
+fn mounts_match_dockers_defaults() {
+    let rt = Rt::new();
+    let out = stdout_of(&rt.run(&[], &["cat", "/proc/self/mounts"]));
+    let mut table: BTreeMap<String, (String, String)> = BTreeMap::new();
+    for l in out.lines() {
+        let f: Vec<&str> = l.split(' ').collect();
+        table.insert(f[1].to_string(), (f[2].to_string(), f[3].to_string()));
+    }
+    let expect = [
+        ("/", "overlay", ""),
+        ("/proc", "proc", "nosuid,nodev,noexec"),
+        ("/dev", "tmpfs", "nosuid,size=65536k,mode=755"),
+        ("/dev/pts", "devpts", "nosuid,noexec"),
+        ("/dev/mqueue", "mqueue", "nosuid,nodev,noexec"),
+        ("/dev/shm", "tmpfs", "nosuid,nodev,noexec"),
+        ("/sys", "sysfs", "ro,nosuid,nodev,noexec"),
+        ("/etc/hostname", "", ""),
+        ("/etc/hosts", "", ""),
+        ("/etc/resolv.conf", "", ""),
+        ("/proc/sys", "proc", "ro"),
+        ("/proc/bus", "proc", "ro"),
+        ("/proc/fs", "proc", "ro"),
+        ("/proc/irq", "proc", "ro"),
+    ];
+    for (point, fstype, opts) in expect {
+        let (t, o) = table
+            .get(point)
+            .unwrap_or_else(|| panic!("{point} is not mounted:\n{out}"));
+        if !fstype.is_empty() {
+            assert_eq!(t, fstype, "{point}");
+        }
+        for opt in opts.split(',').filter(|s| !s.is_empty()) {
+            assert!(
+                o.split(',')
+                    .any(|x| x == opt || (opt == "size=65536k" && x == "size=65536k")),
+                "{point} lacks {opt}: {o}"
+            );
+        }
+    }
+    assert!(
+        table
+            .get("/sys/fs/cgroup")
+            .is_some_and(|(_, o)| o.starts_with("ro")),
+        "/sys/fs/cgroup ro:\n{out}"
+    );
+    assert!(table.get("/dev/pts").unwrap().1.contains("ptmxmode=666"));
+    // Masked: whatever of Docker's list exists on this kernel is hidden.
+    for p in [
+        "/proc/kcore",
+        "/proc/keys",
+        "/proc/timer_list",
+        "/proc/sched_debug",
+        "/proc/acpi",
+        "/proc/scsi",
+        "/sys/firmware",
+    ] {
+        if std::path::Path::new(p).exists() {
+            assert!(table.contains_key(p), "{p} is not masked:\n{out}");
+        }
+    }
+    let devs = stdout_of(&rt.run(&[], &["ls", "/dev"]));
+    for d in [
+        "null", "zero", "full", "random", "urandom", "tty", "ptmx", "fd", "stdin", "stdout",
+        "stderr", "pts", "shm", "mqueue",
+    ] {
+        assert!(
+            devs.split_whitespace().any(|x| x == d),
+            "/dev/{d} missing: {devs}"
+        );
+    }
+}
+
+#[test]
+fn masked_and_readonly_paths() {
+    let rt = Rt::new();
+    let out = rt.run(&[], &["sh", "-c", "cat /proc/keys /proc/timer_list | wc -c; ls /sys/firmware | wc -l; echo x > /proc/sys/kernel/hostname"]);
+    let o = text(&out.stdout);
+    let mut lines = o.lines();
+    assert_eq!(lines.next(), Some("0"), "masked files read empty: {o}");
+    assert_eq!(lines.next(), Some("0"), "masked dirs are empty: {o}");
+    assert_ne!(out.status.code(), Some(0), "/proc/sys is read-only");
+    assert!(
+        text(&out.stderr).contains("Read-only file system"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn capabilities() {
+    let rt = Rt::new();
+    let cap = |flags: &[&str]| {
+        let out = stdout_of(&rt.run(flags, &["grep", "CapEff", "/proc/self/status"]));
+        out.split_whitespace().nth(1).unwrap().to_string()
+    };
+    assert_eq!(cap(&[]), "00000000a80425fb");
+    // -CHOWN (bit 0), +NET_ADMIN (bit 12)
+    assert_eq!(
+        cap(&["--cap-drop", "chown", "--cap-add", "NET_ADMIN"]),
+        "00000000a80435fa"
+    );
+    assert_eq!(cap(&["--cap-drop", "ALL"]), "0000000000000000");
+    let all = u64::from_str_radix(&cap(&["--privileged"]), 16).unwrap();
+    assert!(all & (1 << 21) != 0, "privileged has CAP_SYS_ADMIN");
+    // A non-root user gets no effective capabilities, as in Docker.
+    assert_eq!(cap(&["-u", "nobody"]), "0000000000000000");
+}
+
+#[test]
+fn seccomp_default_profile_and_unconfined() {
+    let rt = Rt::new();
+    // unshare(2) of a user namespace needs no capability: only seccomp stops it.
+    let denied = rt.run(&[], &["unshare", "-U", "true"]);
+    assert_ne!(denied.status.code(), Some(0));
+    assert!(
+        text(&denied.stderr).contains("Operation not permitted"),
+        "{}",
+        text(&denied.stderr)
+    );
+    let out = rt.run(
+        &["--security-opt", "seccomp=unconfined"],
+        &["unshare", "-U", "true"],
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "unconfined allows unshare: {}",
+        text(&out.stderr)
+    );
+    let bad = rt.mc(&[
+        "container",
+        "run",
+        "--rm",
+        "--security-opt",
+        "seccomp=/x.json",
+        IMAGE,
+        "true",
+    ]);
+    assert_eq!(bad.status.code(), Some(1));
+}
+
+#[test]
+fn memory_limit_oom_is_137() {
+    let rt = Rt::new();
+    let out = rt.mc(&[
+        "container",
+        "run",
+        "--name",
+        "hog",
+        "-m",
+        "16m",
+        IMAGE,
+        "sh",
+        "-c",
+        "x=a; while true; do x=$x$x; done",
+    ]);
+    assert_eq!(out.status.code(), Some(137), "{}", text(&out.stderr));
+    let v = rt.inspect("hog");
+    assert_eq!(v["State"]["ExitCode"], 137);
+    assert_eq!(v["State"]["OOMKilled"], true);
+    assert_eq!(v["HostConfig"]["Memory"], 16 * 1024 * 1024);
+    stdout_of(&rt.mc(&["container", "rm", "hog"]));
+}
+
+#[test]
+fn pids_limit() {
+    let rt = Rt::new();
+    let out = rt.run(
+        &["--pids-limit", "4"],
+        &["sh", "-c", "for i in 1 2 3 4 5 6; do sleep 2 & done; wait"],
+    );
+    assert!(
+        text(&out.stderr).contains("can't fork"),
+        "fork fails past the limit: {}",
+        text(&out.stderr)
+    );
+    let ok = rt.run(
+        &["--pids-limit", "20"],
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3 4 5 6; do true & done; wait; echo done",
+        ],
+    );
+    assert_eq!(stdout_of(&ok).trim(), "done");
+}
+
+#[test]
+fn user_workdir_env() {
+    let rt = Rt::new();
+    assert_eq!(
+        stdout_of(&rt.run(&["-u", "nobody"], &["id", "-u"])).trim(),
+        "65534"
+    );
+    assert_eq!(
+        stdout_of(&rt.run(&["-u", "1234:5678"], &["id"])).trim(),
+        "uid=1234 gid=5678 groups=5678"
+    );
+    assert_eq!(stdout_of(&rt.run(&["-w", "/a/b"], &["pwd"])).trim(), "/a/b");
+    let env = stdout_of(&rt.run(&["-e", "FOO=bar"], &["env"]));
+    assert!(env.lines().any(|l| l == "FOO=bar"));
+    assert!(env.lines().any(|l| l.starts_with("PATH=")));
+    assert!(env.lines().any(|l| l.starts_with("HOSTNAME=")));
+    assert!(env.lines().any(|l| l == "HOME=/root"), "{env}");
+}
+
+#[test]
+fn volumes_tmpfs_readonly_root() {
+    let rt = Rt::new();
+    let host = tempfile::tempdir().unwrap();
+    std::fs::write(host.path().join("f"), "from host\n").unwrap();
+    let v = format!("{}:/data", host.path().display());
+    let out = stdout_of(&rt.run(
+        &["-v", &v],
+        &["sh", "-c", "cat /data/f; echo back > /data/g"],
+    ));
+    assert_eq!(out, "from host\n");
+    assert_eq!(
+        std::fs::read_to_string(host.path().join("g")).unwrap(),
+        "back\n"
+    );
+    let ro = format!("{}:/data:ro", host.path().display());
+    assert_ne!(
+        rt.run(&["-v", &ro], &["touch", "/data/h"]).status.code(),
+        Some(0)
+    );
+    assert_ne!(
+        rt.run(&["--read-only"], &["touch", "/x"]).status.code(),
+        Some(0)
+    );
+    stdout_of(&rt.run(
+        &["--read-only", "--tmpfs", "/scratch"],
+        &["touch", "/scratch/x"],
+    ));
+}
+
+#[test]
+fn stop_waits_the_grace_period_then_kills() {
+    let rt = Rt::new();
+    // A shell as PID 1 has no SIGTERM handler: the kernel ignores the signal.
+    rt.detach(
+        "stubborn",
+        &[],
+        &["sh", "-c", "while true; do sleep 1; done"],
+    );
+    let t0 = Instant::now();
+    stdout_of(&rt.mc(&["container", "stop", "-t", "1", "stubborn"]));
+    let took = t0.elapsed();
+    assert!(
+        took >= Duration::from_millis(900),
+        "stop returned after {took:?}, before the grace period"
+    );
+    assert!(took < Duration::from_secs(8), "stop took {took:?}");
+    assert_eq!(rt.inspect("stubborn")["State"]["ExitCode"], 137);
+
+    // With --init the reaper forwards SIGTERM: a prompt exit.
+    rt.detach(
+        "polite",
+        &["--init"],
+        &["sh", "-c", "while true; do sleep 1; done"],
+    );
+    let t0 = Instant::now();
+    stdout_of(&rt.mc(&["container", "stop", "-t", "5", "polite"]));
+    assert!(
+        t0.elapsed() < Duration::from_secs(3),
+        "--init forwards SIGTERM"
+    );
+    assert_eq!(rt.inspect("polite")["State"]["ExitCode"], 143);
+
+    // kill -s sends the given signal.
+    rt.detach(
+        "trapper",
+        &[],
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+        ],
+    );
+    stdout_of(&rt.mc(&["container", "kill", "-s", "USR1", "trapper"]));
+    wait_for("trapper to exit", Duration::from_secs(5), || {
+        rt.inspect("trapper")["State"]["Status"] == "exited"
+    });
+    assert_eq!(rt.inspect("trapper")["State"]["ExitCode"], 7);
+}
+
+#[test]
+fn init_reaps_zombies() {
+    let rt = Rt::new();
+    // The orphaned `sleep 0.1` is reparented to PID 1; `sleep` never reaps it.
+    let script = "sh -c 'sleep 0.1 &'; exec sleep 30";
+    let zombies = |name: &str| {
+        let out = stdout_of(&rt.mc(&["container", "exec", name, "ps", "-o", "stat"]));
+        out.lines()
+            .filter(|l| l.trim_start().starts_with('Z'))
+            .count()
+    };
+    rt.detach("noinit", &[], &["sh", "-c", script]);
+    rt.detach("withinit", &["--init"], &["sh", "-c", script]);
+    std::thread::sleep(Duration::from_millis(800));
+    assert_eq!(
+        zombies("noinit"),
+        1,
+        "without --init the orphan stays a zombie"
+    );
+    assert_eq!(zombies("withinit"), 0, "--init reaps it");
+    let top = stdout_of(&rt.mc(&["container", "top", "withinit"]));
+    assert!(
+        top.contains("__internal init"),
+        "the reaper is PID 1: {top}"
+    );
+}
+
+#[test]
+fn exec_joins_the_container() {
+    let rt = Rt::new();
+    let id = rt.detach("target", &["-e", "FROM_RUN=1"], &["sleep", "30"]);
+    let out = stdout_of(&rt.mc(&["container", "exec", "-e", "X=y", "-w", "/tmp", &id[..8], "sh", "-c", "hostname; echo $FROM_RUN$X; pwd; grep CapEff /proc/self/status; ps -o comm | grep -c sleep"]));
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], &id[..12]);
+    assert_eq!(lines[1], "1y");
+    assert_eq!(lines[2], "/tmp");
+    assert!(lines[3].ends_with("00000000a80425fb"));
+    assert_eq!(lines[4], "1", "sees the container's processes");
+    assert_eq!(
+        rt.mc(&["container", "exec", "target", "sh", "-c", "exit 5"])
+            .status
+            .code(),
+        Some(5)
+    );
+    assert_eq!(
+        rt.mc(&["container", "exec", "target", "nope"])
+            .status
+            .code(),
+        Some(127)
+    );
+    assert_eq!(
+        stdout_of(&rt.mc(&["container", "exec", "-u", "nobody", "target", "id", "-u"])).trim(),
+        "65534"
+    );
+    let denied = rt.mc(&["container", "exec", "target", "unshare", "-U", "true"]);
+    assert_ne!(
+        denied.status.code(),
+        Some(0),
+        "exec has the container's seccomp profile"
+    );
+}
+
+#[test]
+fn logs_and_detached_survival() {
+    let rt = Rt::new();
+    let id = rt.detach(
+        "talker",
+        &[],
+        &["sh", "-c", "echo out; echo err >&2; sleep 1; echo late"],
+    );
+    // The CLI has exited; the monitor keeps the container and its log.
+    let ls = stdout_of(&rt.mc(&["container", "ls"]));
+    assert!(ls.contains("talker") && ls.contains("Up"), "{ls}");
+    wait_for("talker to exit", Duration::from_secs(10), || {
+        rt.inspect("talker")["State"]["Status"] == "exited"
+    });
+    let logs = rt.mc(&["container", "logs", "talker"]);
+    assert_eq!(text(&logs.stdout), "out\nlate\n");
+    assert_eq!(text(&logs.stderr), "err\n");
+    let tail = rt.mc(&["container", "logs", "--tail", "1", "talker"]);
+    assert_eq!(text(&tail.stdout), "late\n");
+    let ts = stdout_of(&rt.mc(&["container", "logs", "-t", "talker"]));
+    assert!(
+        ts.lines().all(|l| l.contains('T') && l.contains("Z ")),
+        "{ts}"
+    );
+    let raw =
+        std::fs::read_to_string(rt.path().join("containers").join(&id).join("log.json")).unwrap();
+    let first: serde_json::Value = serde_json::from_str(raw.lines().next().unwrap()).unwrap();
+    assert!(first["stream"].is_string() && first["time"].is_string() && first["log"].is_string());
+    assert!(
+        stdout_of(&rt.mc(&["container", "ls"])).lines().count() == 1,
+        "ls hides exited containers"
+    );
+    assert!(stdout_of(&rt.mc(&["container", "ls", "-a"])).contains("Exited (0)"));
+
+    // logs -f follows until the container exits.
+    rt.detach(
+        "ticker",
+        &[],
+        &[
+            "sh",
+            "-c",
+            "for i in 1 2 3; do echo tick$i; sleep 0.3; done",
+        ],
+    );
+    let follow = rt.mc(&["container", "logs", "-f", "ticker"]);
+    assert_eq!(text(&follow.stdout), "tick1\ntick2\ntick3\n");
+}
+
+#[test]
+fn rm_leaves_nothing() {
+    let rt = Rt::new();
+    let id = rt.detach(
+        "busy",
+        &["-m", "32m", "--pids-limit", "50"],
+        &["sleep", "30"],
+    );
+    assert!(
+        !mc_e2e::runtime::cgroup_dirs(&id).is_empty(),
+        "the container has cgroups"
+    );
+    let refused = rt.mc(&["container", "rm", "busy"]);
+    assert_eq!(
+        refused.status.code(),
+        Some(1),
+        "rm of a running container needs -f"
+    );
+    stdout_of(&rt.mc(&["container", "rm", "-f", "busy"]));
+    assert_gone(&rt, &id);
+
+    let id = rt.detach("done", &[], &["true"]);
+    wait_for("done to exit", Duration::from_secs(5), || {
+        rt.inspect("done")["State"]["Status"] == "exited"
+    });
+    stdout_of(&rt.mc(&["container", "rm", &id[..10]]));
+    assert_gone(&rt, &id);
+    assert!(rt.mc(&["container", "inspect", "done"]).status.code() != Some(0));
+}
+
+#[test]
+fn bad_input_is_one_line_and_leaves_nothing() {
+    let rt = Rt::new();
+    // Warm the store so later failures are about the flag, not the pull.
+    stdout_of(&rt.run(&[], &["true"]));
+    let check = |args: &[&str], code: Option<i32>, needle: &str| {
+        let out = rt.mc(args);
+        let err = text(&out.stderr);
+        assert_ne!(out.status.code(), Some(0), "{args:?} should fail");
+        if let Some(c) = code {
+            assert_eq!(out.status.code(), Some(c), "{args:?}: {err}");
+        }
+        assert!(
+            err.contains(needle),
+            "{args:?}: expected {needle:?} in {err:?}"
+        );
+        assert!(!err.contains("panicked"), "{args:?} panicked: {err}");
+        assert!(
+            rt.ids().is_empty() || args.contains(&"--name"),
+            "{args:?} left a container: {:?}",
+            rt.ids()
+        );
+    };
+    check(
+        &["container", "run", "--rm", IMAGE, "nope"],
+        Some(127),
+        "executable file not found in $PATH",
+    );
+    check(
+        &["container", "run", "--rm", "-u", "ghost", IMAGE, "true"],
+        None,
+        "unable to find user ghost",
+    );
+    check(
+        &["container", "run", "--rm", "-m", "1m", IMAGE, "true"],
+        Some(1),
+        "6MB",
+    );
+    check(
+        &[
+            "container",
+            "run",
+            "--rm",
+            "-v",
+            "/no/such/dir:/x",
+            IMAGE,
+            "true",
+        ],
+        Some(1),
+        "bind source path does not exist",
+    );
+    check(
+        &["container", "run", "--rm", "does-not-exist/at-all", "true"],
+        None,
+        "",
+    );
+    let id = rt.detach("taken", &[], &["sleep", "30"]);
+    check(
+        &["container", "run", "--rm", "--name", "taken", IMAGE, "true"],
+        Some(1),
+        "already in use",
+    );
+    assert_eq!(rt.ids(), vec![id.clone()]);
+    stdout_of(&rt.mc(&["container", "rm", "-f", "taken"]));
+    assert_gone(&rt, &id);
+
+    // Not root: refused before anything is created.
+    let out = Command::new(mc_e2e::bin())
+        .arg("--root")
+        .arg(rt.path())
+        .args(["container", "run", "--rm", IMAGE, "true"])
+        .uid(65534)
+        .gid(65534)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("root"), "{}", text(&out.stderr));
+    assert!(rt.ids().is_empty());
+}
+
+use std::os::unix::process::CommandExt;
+
+#[test]
+fn many_run_rm_cycles_leak_nothing() {
+    let rt = Rt::new();
+    let n: usize = std::env::var("MC_TEST_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let mounts_before = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    let mut short_ids = Vec::new();
+    for _ in 0..n {
+        let out = stdout_of(&rt.run(&[], &["hostname"]));
+        short_ids.push(out.trim().to_string());
+    }
+    assert!(rt.ids().is_empty(), "containers left: {:?}", rt.ids());
+    for s in &short_ids {
+        assert!(
+            cgroup_dirs_with_prefix(s).is_empty(),
+            "cgroup of {s} left behind"
+        );
+        assert!(mounts_containing(s).is_empty(), "mount of {s} left behind");
+    }
+    let mounts_after = std::fs::read_to_string("/proc/self/mountinfo")
+        .unwrap()
+        .lines()
+        .count();
+    // Other tests run in parallel: allow a little noise, not one per cycle.
+    assert!(
+        mounts_after <= mounts_before + 20,
+        "host mounts grew from {mounts_before} to {mounts_after}"
+    );
+}
