@@ -167,7 +167,7 @@ pub fn load(opts: &LoadOptions) -> Result<Project, Error> {
         project: &name,
         working_dir: &working_dir,
         env: &env,
-        
+
         ignored: Vec::new(),
     };
     let mut services = IndexMap::new();

@@ -24,7 +24,10 @@ fn validator() -> Result<&'static Validator, Error> {
 
 /// Check one parsed (and interpolated) file.
 pub fn validate(doc: &Node) -> Result<(), Error> {
-    let json = to_json(doc);
+    // `!reset` values stand for "nothing": check the file as if they were absent.
+    let mut stripped = doc.clone();
+    crate::merge::strip_resets(&mut stripped);
+    let json = to_json(&stripped);
     let v = validator()?;
     let Some(first) = v.iter_errors(&json).next() else {
         return Ok(());

@@ -306,12 +306,16 @@ fn merging_files() {
         Case {
             name: "!reset and !override",
             files: &[
-                ("a.yml", "services:\n  web:\n    image: a\n    ports: ['80:80']\n    environment: {A: 1, B: 2}\n"),
-                ("b.yml", "services:\n  web:\n    ports: !reset []\n    environment: !override {C: 3}\n"),
+                ("a.yml", "services:\n  web:\n    image: a\n    user: nobody\n    ports: ['80:80']\n    environment: {A: 1, B: 2}\n"),
+                ("b.yml", "services:\n  web:\n    ports: !reset []\n    user: !reset null\n    environment: !override {C: 3}\n"),
             ],
             env: &[],
             opts: |o| o.files = vec!["a.yml".into(), "b.yml".into()],
-            want: &[("/services/web/ports", json!("<missing>")), ("/services/web/environment", json!({"C": "3"}))],
+            want: &[
+                ("/services/web/ports", json!("<missing>")),
+                ("/services/web/user", json!("<missing>")),
+                ("/services/web/environment", json!({"C": "3"})),
+            ],
         },
         Case {
             name: "files found in a parent directory; relative paths from its dir",
