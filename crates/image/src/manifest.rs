@@ -147,7 +147,7 @@ pub struct Index {
 
 #[derive(Debug)]
 pub enum Parsed {
-    Manifest(Manifest),
+    Manifest(Box<Manifest>),
     Index(Index),
 }
 
@@ -166,7 +166,7 @@ pub fn parse(content_type: &str, body: &[u8]) -> anyhow::Result<Parsed> {
             if m.schema_version != 2 {
                 anyhow::bail!("unsupported manifest schemaVersion {}", m.schema_version);
             }
-            Ok(Parsed::Manifest(m))
+            Ok(Parsed::Manifest(Box::new(m)))
         }
         DOCKER_LIST | OCI_INDEX => {
             let i: Index = serde_json::from_slice(body)

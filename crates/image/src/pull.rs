@@ -158,7 +158,7 @@ async fn resolve(
                 .media_type
                 .clone()
                 .unwrap_or_else(|| media_type_of(&ct, manifest::OCI_MANIFEST)),
-            manifest: m,
+            manifest: *m,
             raw,
             digest: top.clone(),
             repo_digest: top,
@@ -185,7 +185,7 @@ async fn resolve(
                         .media_type
                         .clone()
                         .unwrap_or_else(|| media_type_of(&ct2, &d.media_type)),
-                    manifest: m,
+                    manifest: *m,
                     raw: raw2,
                     digest: got,
                     repo_digest: top,
