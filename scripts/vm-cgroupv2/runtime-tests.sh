@@ -26,17 +26,20 @@ die() {
 [ "$(id -u)" = 0 ] || die "needs root"
 t0=$SECONDS
 
-"$here/smoke.sh" >/dev/null || die "the VM smoke test failed: run scripts/vm-cgroupv2/smoke.sh to see which check"
+smoke_log=$(mktemp /tmp/mc-vm-smoke-log.XXXXXX)
+"$here/smoke.sh" >"$smoke_log" 2>&1 || { cat "$smoke_log" >&2; rm -f "$smoke_log"; die "the VM smoke test failed"; }
+rm -f "$smoke_log"
 echo "vm-cgroupv2 lane: VM smoke test passed ($((SECONDS - t0))s)"
 
 cargo build --release -p minicompose --quiet
 target=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
 bin=$target/release/minicompose
-testbin=$(cargo test -p mc-e2e --release --no-run --quiet --message-format=json --test "$test_name" |
-	jq -r --arg n "$test_name" 'select(.reason == "compiler-artifact" and .target.name == $n and .executable != null) | .executable' |
-	tail -n 1) || true
-[ -n "$testbin" ] && [ -x "$testbin" ] ||
-	die "no test binary for mc-e2e test '$test_name' (is there a [[test]] '$test_name' in tests/Cargo.toml?)"
+artifacts=$(cargo test -p mc-e2e --release --no-run --quiet --message-format=json --test "$test_name") ||
+	die "building the mc-e2e test '$test_name' failed (is there a [[test]] '$test_name' in tests/Cargo.toml?)"
+testbin=$(jq -r --arg n "$test_name" \
+	'select(.reason == "compiler-artifact" and .target.name == $n and .executable != null) | .executable' <<<"$artifacts" |
+	tail -n 1)
+[ -n "$testbin" ] && [ -x "$testbin" ] || die "cargo built no executable for the mc-e2e test '$test_name'"
 
 stage=$(mktemp -d /tmp/mc-vm-lane.XXXXXX)
 registry_started=""

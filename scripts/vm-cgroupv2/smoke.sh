@@ -28,6 +28,8 @@ if [ ! -e /mc-vm/cmd.sh ]; then
 fi
 
 # --- guest (busybox sh is enough, but bash-isms are avoided: this is sh)
+# No pipefail here: `… | grep -q` would fail whenever grep exits first.
+set +e +o pipefail
 fails=0
 check() { # description, command…
 	d=$1
@@ -72,8 +74,12 @@ child_cgroup() {
 		[ "$(cat "$cg/memory.max")" = 33554432 ] && [ "$(cat "$cg/pids.max")" = 8 ] || return 1
 	sh -c "echo \$\$ >$cg/cgroup.procs && exec sleep 30" &
 	pid=$!
-	sleep 0.3
-	grep -qx "$pid" "$cg/cgroup.procs" || return 1
+	i=0 # the machine may be slow (emulated, and the host busy)
+	until grep -qx "$pid" "$cg/cgroup.procs"; do
+		i=$((i + 1))
+		[ $i -lt 100 ] || return 1
+		sleep 0.1
+	done
 	grep -qx '0::/mc-smoke' "/proc/$pid/cgroup" || return 1
 	kill "$pid"
 	wait "$pid" 2>/dev/null
@@ -147,8 +153,8 @@ nftables() {
 	nft add table inet mcsmoke &&
 		nft add chain inet mcsmoke post '{ type nat hook postrouting priority 100; }' &&
 		nft add rule inet mcsmoke post ip saddr 10.88.0.0/16 ct state new masquerade || return 1
-	nft list table inet mcsmoke | grep -q masquerade
-	rc=$?
+	rules=$(nft list table inet mcsmoke)
+	case "$rules" in *masquerade*) rc=0 ;; *) echo "$rules"; rc=1 ;; esac
 	nft delete table inet mcsmoke
 	return $rc
 }
