@@ -25,6 +25,7 @@ pub mod dockerfile;
 pub mod dockerignore;
 pub mod duration;
 pub mod evaluate;
+pub mod exec;
 pub mod expand;
 pub mod plan;
 pub mod stages;
