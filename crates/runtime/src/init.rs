@@ -70,9 +70,22 @@ pub fn main(config_fd: RawFd, status_fd: RawFd, go_fd: RawFd) -> ! {
 }
 
 fn run(cfg: &InitConfig, status_fd: RawFd, go_fd: RawFd) -> Result<std::convert::Infallible, Fail> {
-    for procs in &cfg.cgroup_procs {
-        explain!("cgroup", "join: write 0 to {}", procs.display());
-        fs::write(procs, "0").with_context(|| format!("join cgroup {}", procs.display()))?;
+    // The parent puts us in our cgroup (overlapping the kernel's slow first
+    // migration with our exec and mounts) and runs the network hook, then
+    // sends "go". The cgroup namespace must be made once we are inside it.
+    let wait_go = || -> Result<(), Fail> {
+        let mut b = [0u8; 1];
+        // SAFETY: read into our buffer.
+        if unsafe { libc::read(go_fd, b.as_mut_ptr().cast(), 1) } != 1 {
+            return Err(Fail {
+                code: 125,
+                msg: "the parent went away before the container started".into(),
+            });
+        }
+        Ok(())
+    };
+    if cfg.cgroup_v2 {
+        wait_go()?;
     }
     if cfg.cgroup_v2 {
         // SAFETY: plain syscall.
@@ -114,10 +127,8 @@ fn run(cfg: &InitConfig, status_fd: RawFd, go_fd: RawFd) -> Result<std::convert:
     enter_workdir(&cfg.spec.working_dir)?;
     let path = lookup(&cfg.spec.args, &env)?;
 
-    if cfg.wait_go {
-        let mut b = [0u8; 1];
-        // SAFETY: read into our buffer.
-        unsafe { libc::read(go_fd, b.as_mut_ptr().cast(), 1) };
+    if !cfg.cgroup_v2 {
+        wait_go()?;
     }
     let bpf = match &cfg.seccomp {
         Some(h) => Some(hex::decode(h).context("decode the seccomp program")?),

@@ -25,15 +25,13 @@ use crate::Error;
 pub struct InitConfig {
     pub spec: ContainerSpec,
     pub container_dir: PathBuf,
-    /// `cgroup.procs` files to write "0" to.
+    /// `cgroup.procs` files the parent writes the init's pid to.
     pub cgroup_procs: Vec<PathBuf>,
     pub cgroup_v2: bool,
     /// v1: (name under /sys/fs/cgroup, host directory of our cgroup) to bind read-only.
     pub cgroup_v1_binds: Vec<(String, PathBuf)>,
     /// Compiled seccomp program (struct sock_filter bytes, hex), if any.
     pub seccomp: Option<String>,
-    /// Whether to wait for the parent's go (network hook) before exec.
-    pub wait_go: bool,
     pub explain: bool,
 }
 
@@ -292,6 +290,11 @@ pub fn start(cfg: &InitConfig, stdio: Stdio, hook: &mut dyn NetworkHook) -> Resu
         let mut w = std::fs::File::from(spec_w);
         w.write_all(&payload).context("send the init its config")?;
         drop(w);
+        for procs in &cfg.cgroup_procs {
+            crate::explain!("cgroup", "join: write {pid} to {}", procs.display());
+            std::fs::write(procs, pid.to_string())
+                .with_context(|| format!("put the container in cgroup {}", procs.display()))?;
+        }
         if hook.needed() {
             hook.setup(pid)?;
         }

@@ -149,7 +149,7 @@ impl Runtime {
         self.containers.read(&spec.id)
     }
 
-    fn init_config(&self, rec: &Record, cg: &Cgroup, wait_go: bool) -> Result<InitConfig, Error> {
+    fn init_config(&self, rec: &Record, cg: &Cgroup) -> Result<InitConfig, Error> {
         let seccomp = if rec.spec.seccomp && !rec.spec.privileged {
             let bytes = seccomp::cached_program(&self.root.join("cache/seccomp"), &rec.spec.caps)?;
             Some(hex::encode(bytes))
@@ -179,7 +179,6 @@ impl Runtime {
             cgroup_v2: cg.is_v2(),
             cgroup_v1_binds,
             seccomp,
-            wait_go,
             explain: tracing::enabled!(target: "explain::runtime", tracing::Level::INFO),
         })
     }
@@ -242,7 +241,7 @@ impl Runtime {
             }
         };
         let started = (|| {
-            let cfg = self.init_config(rec, &cg, hook.needed())?;
+            let cfg = self.init_config(rec, &cg)?;
             let devnull = fs::File::open("/dev/null").context("open /dev/null")?;
             let mut io = Io {
                 out: None,
@@ -373,7 +372,7 @@ impl Runtime {
             }
         };
         let started = (|| {
-            let cfg = self.init_config(rec, &cg, hook.needed())?;
+            let cfg = self.init_config(rec, &cg)?;
             let devnull = fs::File::open("/dev/null").context("open /dev/null")?;
             let (out_r, out_w) = launch::pipe()?;
             let (err_r, err_w) = launch::pipe()?;

@@ -173,6 +173,25 @@ fn mount_overlay(cfg: &InitConfig, target: &Path) -> Result<()> {
             );
         }
     }
+    // `volatile` (Linux 5.10+): no syncs of the upper dir, above all none at
+    // unmount, which otherwise costs a journal commit per container exit.
+    // After a host crash the kernel refuses the dirty upper dir until
+    // work/incompat/volatile is removed; a container's scratch data is not
+    // worth a crash-safe sync, so remove it (as podman's volatile does).
+    let _ = fs::remove_dir_all(work.join("incompat"));
+    let volatile = format!("{data},volatile");
+    if volatile.len() < page_size()
+        && do_mount(
+            Some("overlay"),
+            target,
+            Some("overlay"),
+            MsFlags::empty(),
+            Some(&volatile),
+        )
+        .is_ok()
+    {
+        return Ok(());
+    }
     do_mount(
         Some("overlay"),
         target,

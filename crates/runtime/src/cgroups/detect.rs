@@ -5,8 +5,6 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-const CGROUP2_SUPER_MAGIC: i64 = 0x6367_7270;
-
 /// The host's cgroup layout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Layout {
@@ -24,7 +22,7 @@ pub const V1_CONTROLLERS: &[&str] = &["memory", "cpu", "cpuacct", "pids"];
 
 fn is_cgroup2(path: &Path) -> bool {
     nix::sys::statfs::statfs(path)
-        .map(|s| s.filesystem_type().0 as i64 == CGROUP2_SUPER_MAGIC)
+        .map(|s| s.filesystem_type() == nix::sys::statfs::CGROUP2_SUPER_MAGIC)
         .unwrap_or(false)
 }
 

@@ -243,7 +243,7 @@ fn to_bytes(prog: &[Insn]) -> Vec<u8> {
 
 /// Decode a program from its `struct sock_filter` bytes.
 pub fn from_bytes(bytes: &[u8]) -> Option<Vec<Insn>> {
-    if bytes.is_empty() || bytes.len() % 8 != 0 {
+    if bytes.is_empty() || !bytes.len().is_multiple_of(8) {
         return None;
     }
     Some(
