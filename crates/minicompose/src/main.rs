@@ -69,6 +69,8 @@ enum Command {
     Kill(cmd::compose::KillArgs),
     /// Removes stopped service containers
     Rm(cmd::compose::RmArgs),
+    /// Build or rebuild services
+    Build(cmd::build::ComposeBuildArgs),
     /// Pull service images
     Pull(cmd::compose::PullArgs),
     /// Print the public port for a port binding
@@ -121,6 +123,7 @@ fn main() {
         Command::Restart(a) => cmd::compose::restart(&cli.global, a),
         Command::Kill(a) => cmd::compose::kill(&cli.global, a),
         Command::Rm(a) => cmd::compose::rm(&cli.global, a),
+        Command::Build(a) => cmd::build::compose_build(&cli.global, a),
         Command::Pull(a) => cmd::compose::pull(&cli.global, a),
         Command::Port(a) => cmd::compose::port(&cli.global, a),
         Command::Images(a) => cmd::compose::images(&cli.global, a),

@@ -382,12 +382,11 @@ fn parse_scale(v: &[String]) -> anyhow::Result<HashMap<String, u32>> {
 }
 
 pub fn up(g: &Global, a: UpArgs) -> anyhow::Result<i32> {
-    let project = load(g)?;
+    let mut project = load(g)?;
+    // Services with `build:` get their image (built if missing, or with --build).
+    super::build::for_up(g, &mut project, &a.services, a.no_deps, a.build, a.no_build)?;
     let eng = engine(g, true)?;
     let mut rep = Printer { quiet: false };
-    if a.build {
-        rep.warn("--build: building images is not supported yet; using the images as they are");
-    }
     let policy = if a.force_recreate {
         RecreatePolicy::Force
     } else if a.no_recreate {

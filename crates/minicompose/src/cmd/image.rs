@@ -41,6 +41,8 @@ pub enum ImageCmd {
     Export { image: String, dir: PathBuf },
     /// Create an image from a root filesystem tarball (`-` reads stdin)
     Import { tarball: String, reference: String },
+    /// Build an image from a Dockerfile
+    Build(super::build::ImageBuildArgs),
 }
 
 #[derive(Args)]
@@ -100,6 +102,7 @@ pub fn run(g: &Global, cmd: ImageCmd) -> anyhow::Result<i32> {
         ImageCmd::Prune { .. } => prune(g, &store),
         ImageCmd::Export { image, dir } => export(&store, &image, &dir),
         ImageCmd::Import { tarball, reference } => import(&store, &tarball, &reference),
+        ImageCmd::Build(a) => super::build::image_build(g, a),
     }
 }
 

@@ -1,6 +1,7 @@
 //! One module per command group. Each exposes clap argument types and a
 //! `run` function returning the process exit code.
 
+pub mod build;
 pub mod compose;
 pub mod compose_logs;
 pub mod compose_out;
