@@ -11,7 +11,7 @@ use clap::{Args, Subcommand};
 use mc_runtime::spec::{self, ContainerSpec, MountSpec, Resources};
 use mc_runtime::{Attach, EtcFiles, Runtime};
 
-use crate::cmd::container_net::NetArgs;
+use crate::cmd::container_net::{self, NetArgs};
 use crate::exit::user_error;
 use crate::global::Global;
 
@@ -235,7 +235,12 @@ pub fn run(g: &Global, cmd: ContainerCmd) -> anyhow::Result<i32> {
             each(&a.containers, |c| rt.kill(c, sig).map(|_| ()))
         }
         ContainerCmd::Rm(a) => each(&a.containers, |c| {
-            rt.remove(c, a.force, &mut |id| net_teardown(g, id))
+            let network = rt
+                .containers
+                .find(c)
+                .map(|r| r.spec.network)
+                .unwrap_or_default();
+            rt.remove(c, a.force, &mut |id| net_teardown(g, &network, id))
                 .map(|_| ())
         }),
         ContainerCmd::Top(a) => top(&rt, a),
@@ -262,26 +267,49 @@ fn each(
     Ok(code)
 }
 
-fn net_teardown(_g: &Global, _id: &str) {
-    // Bridge networks arrive with container_net::teardown; none/host need nothing.
+/// Detach a container from its bridge network (none/host need nothing).
+fn net_teardown(g: &Global, network: &str, id: &str) {
+    if matches!(network, "none" | "host" | "") {
+        return;
+    }
+    if let Err(e) = container_net::teardown(g, id) {
+        eprintln!("minicompose: detaching {id} from network {network}: {e:#}");
+    }
 }
 
-/// The network step for `--network`: none and host are handled by the
-/// runtime itself (netns or not).
-struct NetHook {
-    network: String,
+/// The network step (container_net::setup) plugged into the runtime: it
+/// runs after the container's namespaces exist, before its command starts.
+struct NetHook<'a> {
+    g: &'a Global,
+    args: &'a NetArgs,
+    id: String,
+    name: String,
+    hostname: String,
+    dir: PathBuf,
 }
 
-impl mc_runtime::NetworkHook for NetHook {
+impl mc_runtime::NetworkHook for NetHook<'_> {
     fn needed(&self) -> bool {
-        !matches!(self.network.as_str(), "none" | "host" | "")
+        container_net::is_bridge(self.args)
     }
 
-    fn setup(&mut self, _pid: i32) -> Result<(), mc_runtime::Error> {
-        Err(mc_runtime::Error::Invalid(format!(
-            "network {:?} not found: container run supports --network none|host",
-            self.network
-        )))
+    fn setup(&mut self, pid: i32) -> Result<(), mc_runtime::Error> {
+        let ctx = container_net::NetContext {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            hostname: self.hostname.clone(),
+            pid: pid as u32,
+            hosts_path: self.dir.join("hosts"),
+            resolv_path: self.dir.join("resolv.conf"),
+        };
+        container_net::setup(self.g, self.args, &ctx).map_err(|e| {
+            let user = e.chain().any(|c| c.is::<crate::exit::UserError>());
+            if user {
+                mc_runtime::Error::Invalid(crate::exit::one_line(&e))
+            } else {
+                mc_runtime::Error::Other(e)
+            }
+        })
     }
 }
 
@@ -574,22 +602,28 @@ fn run_container(g: &Global, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
             "-dit is not supported: there is no attach command; use -d alone",
         ));
     }
-    if !matches!(a.net.network.as_str(), "none" | "host") {
-        return Err(user_error(format!(
-            "network {:?} not found: container run supports --network none|host",
-            a.net.network
-        )));
-    }
+    container_net::validate(g, &a.net)?;
     // Validate flags before touching the image store or the registry.
     let _ = seccomp_enabled(&a.security_opt)?;
     let img = image_defaults(g, &a)?;
     let spec = build_spec(g, rt, &a, img)?;
-    let files = EtcFiles::defaults(&spec.hostname, &spec.network);
+    let mut files = EtcFiles::defaults(&spec.hostname, &spec.network);
+    if spec.network != "host" {
+        let (hosts, resolv) = container_net::default_files(&a.net, &spec.hostname)?;
+        files.hosts = hosts;
+        files.resolv_conf = resolv;
+    }
     let rec = rt.create(&spec, &files)?;
     let mut hook = NetHook {
-        network: spec.network.clone(),
+        g,
+        args: &a.net,
+        id: spec.id.clone(),
+        name: spec.name.clone(),
+        hostname: spec.hostname.clone(),
+        dir: rec.dir.clone(),
     };
-    let mut teardown = |id: &str| net_teardown(g, id);
+    let network = spec.network.clone();
+    let mut teardown = |id: &str| net_teardown(g, &network, id);
     let result = if a.detach {
         rt.run_detached(&rec, a.interactive, &mut hook, &mut teardown)
             .map(|warnings| {
