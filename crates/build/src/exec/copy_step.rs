@@ -63,9 +63,7 @@ fn mtime(m: &fs::Metadata) -> TimeSpec {
 /// filesystem so far.
 pub fn write(staging: &Path, lower: &LayerStack<'_>, work: &CopyWork<'_>) -> Result<(), Error> {
     write_inner(staging, lower, work).map_err(|e| {
-        if e.chain()
-            .any(|c| c.is::<mc_image::unpack::Refused>())
-        {
+        if e.chain().any(|c| c.is::<mc_image::unpack::Refused>()) {
             Error::Invalid(mc_image::one_line(&e))
         } else {
             Error::Other(e)
@@ -238,7 +236,11 @@ mod tests {
     #[test]
     fn writes_items_with_owner_mode_and_lower_parent_metadata() {
         let d = tempfile::tempdir().unwrap();
-        let (ctx, lower, staging) = (d.path().join("ctx"), d.path().join("lo"), d.path().join("st"));
+        let (ctx, lower, staging) = (
+            d.path().join("ctx"),
+            d.path().join("lo"),
+            d.path().join("st"),
+        );
         fs::create_dir_all(ctx.join("sub")).unwrap();
         fs::write(ctx.join("sub/app.py"), "print(1)\n").unwrap();
         fs::create_dir_all(lower.join("usr/local")).unwrap();
@@ -293,6 +295,9 @@ mod tests {
             0o750,
             "parents copy the lower layer's mode"
         );
-        assert_eq!(fs::read_to_string(staging.join("etc/greeting")).unwrap(), "hello\n");
+        assert_eq!(
+            fs::read_to_string(staging.join("etc/greeting")).unwrap(),
+            "hello\n"
+        );
     }
 }

@@ -60,7 +60,7 @@ pub fn write_layer(dir: &Path, out: impl Write, skip: &[String]) -> anyhow::Resu
 pub fn is_empty_dir(dir: &Path, skip: &[String]) -> io::Result<bool> {
     for e in fs::read_dir(dir)? {
         let name = e?.file_name().to_string_lossy().into_owned();
-        if !skip.iter().any(|s| *s == name) {
+        if !skip.contains(&name) {
             return Ok(false);
         }
     }
@@ -87,14 +87,17 @@ impl<W: Write> TarWriter<'_, W> {
         for e in entries {
             let name = e.file_name();
             let name = name.to_str().ok_or_else(|| {
-                anyhow::anyhow!("{}: file names must be UTF-8 in a layer", e.path().display())
+                anyhow::anyhow!(
+                    "{}: file names must be UTF-8 in a layer",
+                    e.path().display()
+                )
             })?;
             let child = if rel.is_empty() {
                 name.to_string()
             } else {
                 format!("{rel}/{name}")
             };
-            if self.skip.iter().any(|s| *s == child) {
+            if self.skip.contains(&child) {
                 continue;
             }
             self.entry(&e.path(), &child)?;
@@ -137,7 +140,8 @@ impl<W: Write> TarWriter<'_, W> {
         self.stats.entries += 1;
         if ft.is_dir() {
             let mut h = Self::header(&m, tar::EntryType::Directory);
-            self.tar.append_data(&mut h, format!("{rel}/"), io::empty())?;
+            self.tar
+                .append_data(&mut h, format!("{rel}/"), io::empty())?;
             return self.dir(host, rel);
         }
         if ft.is_symlink() {
@@ -239,7 +243,12 @@ impl<'a> LayerStack<'a> {
                     Ok(m) if m.file_type().is_char_device() && m.rdev() == 0 => {
                         return None; // deleted in this layer
                     }
-                    Ok(m) if i + 1 == parts.len() => return Some(Found { host: here, meta: m }),
+                    Ok(m) if i + 1 == parts.len() => {
+                        return Some(Found {
+                            host: here,
+                            meta: m,
+                        })
+                    }
                     Ok(m) if m.is_dir() => {
                         if is_opaque(&here) {
                             hidden = true; // below layers cannot show anything under it
@@ -281,7 +290,9 @@ mod tests {
 
     fn entries(gz: &[u8]) -> Vec<(String, tar::EntryType, String)> {
         let mut s = Vec::new();
-        flate2::read::GzDecoder::new(gz).read_to_end(&mut s).unwrap();
+        flate2::read::GzDecoder::new(gz)
+            .read_to_end(&mut s)
+            .unwrap();
         let mut a = tar::Archive::new(&s[..]);
         a.entries()
             .unwrap()
@@ -327,10 +338,17 @@ mod tests {
             ]
         );
         assert_eq!(got[1].2, "a");
-        assert_eq!(got[3], ("code/l".into(), tar::EntryType::Symlink, "a.txt".into()));
+        assert_eq!(
+            got[3],
+            ("code/l".into(), tar::EntryType::Symlink, "a.txt".into())
+        );
         assert_eq!(
             got[5],
-            ("code/sub/a2.txt".into(), tar::EntryType::Link, "code/a.txt".into())
+            (
+                "code/sub/a2.txt".into(),
+                tar::EntryType::Link,
+                "code/a.txt".into()
+            )
         );
         // Same tree, same bytes.
         let mut again = Vec::new();
@@ -349,7 +367,10 @@ mod tests {
         fs::write(hi.join("etc"), "now a file").unwrap();
         let layers = vec![lo.clone(), hi.clone()];
         let s = LayerStack::new(&layers);
-        assert!(s.find("etc/passwd").is_none(), "a file above hides the directory");
+        assert!(
+            s.find("etc/passwd").is_none(),
+            "a file above hides the directory"
+        );
         assert!(s.find("usr/share").unwrap().meta.is_dir());
         assert_eq!(s.find("usr").unwrap().host, hi.join("usr"));
         let only_lo = vec![lo.clone()];

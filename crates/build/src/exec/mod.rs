@@ -257,10 +257,14 @@ impl Builder<'_> {
     }
 
     /// Pull (or find) an image; its layers, blobs and raw config.
-    fn image(&mut self, reference: &str) -> Result<(mc_image::LocalImage, Vec<Descriptor>, serde_json::Value), Error> {
-        let img = mc_image::ensure_blocking(&self.store, reference, &self.req.pull).map_err(image_err)?;
-        let descs =
-            mc_image::commit::layer_descriptors(&self.store, &img.manifest_digest).map_err(image_err)?;
+    fn image(
+        &mut self,
+        reference: &str,
+    ) -> Result<(mc_image::LocalImage, Vec<Descriptor>, serde_json::Value), Error> {
+        let img =
+            mc_image::ensure_blocking(&self.store, reference, &self.req.pull).map_err(image_err)?;
+        let descs = mc_image::commit::layer_descriptors(&self.store, &img.manifest_digest)
+            .map_err(image_err)?;
         let (_, raw) = self
             .store
             .read_image(&img.manifest_digest)
@@ -281,7 +285,19 @@ impl Builder<'_> {
     ) -> Result<StageOut, Error> {
         let node = &plan.graph.nodes[i];
         let stage = &df.stages[i];
-        let total = stage.instructions.len() + 1;
+        // Numbered like BuildKit: FROM and the steps that are operations.
+        let is_op = |i: &Instruction| {
+            matches!(
+                i,
+                Instruction::Run(_) | Instruction::Copy(_) | Instruction::Workdir(_)
+            )
+        };
+        let total = 1 + stage
+            .instructions
+            .iter()
+            .filter(|l| is_op(&l.instruction))
+            .count();
+        let mut number = 1;
         let name = node.name.clone().unwrap_or_else(|| format!("stage-{i}"));
         let tag = |k: usize| {
             if plan.order.len() > 1 {
@@ -291,7 +307,9 @@ impl Builder<'_> {
             }
         };
         let from_line = at(self.req, stage.line, &stage.original);
-        let t = self.progress.start(&format!("{} {}", tag(1), stage.original.trim()));
+        let t = self
+            .progress
+            .start(&format!("{} {}", tag(1), stage.original.trim()));
         let (mut layers, mut descriptors, base_json, mut key) = match &node.base {
             Base::Scratch => (
                 Vec::new(),
@@ -323,17 +341,27 @@ impl Builder<'_> {
         };
         let base_oci: Option<oci_spec::image::ImageConfiguration> = match &base_json {
             Some(j) => Some(serde_json::from_value(j.clone()).map_err(|e| {
-                Error::Other(anyhow::anyhow!("{from_line}: read the base image config: {e}"))
+                Error::Other(anyhow::anyhow!(
+                    "{from_line}: read the base image config: {e}"
+                ))
             })?),
             None => None,
         };
-        let mut st = StageState::new(base_config, &plan.meta, &self.req.options, df.directives.escape);
+        let mut st = StageState::new(
+            base_config,
+            &plan.meta,
+            &self.req.options,
+            df.directives.escape,
+        );
         let mut new_diff_ids: Vec<String> = Vec::new();
         let mut newest: Option<String> = None;
         for (k, located) in stage.instructions.iter().enumerate() {
             let where_ = at(self.req, located.line, &located.original);
             let step = st.step(located).map_err(|e| with_step(e, &where_))?;
-            let label = format!("{} {}", tag(k + 2), located.original.trim());
+            if is_op(&step.instruction) {
+                number += 1;
+            }
+            let label = format!("{} {}", tag(number), located.original.trim());
             let produced: Option<cache::Entry> = match &step.instruction {
                 Instruction::Run(_) => {
                     let run = step.run.clone().ok_or_else(|| {
@@ -371,8 +399,12 @@ impl Builder<'_> {
                             )
                         }
                         Some(CopySource::Image(r)) => {
-                            let (root, id) = self.image_rootfs(r).map_err(|e| with_step(e, &where_))?;
-                            (BuildContext::rootfs(&root, &format!("image {r}"))?, Some(id))
+                            let (root, id) =
+                                self.image_rootfs(r).map_err(|e| with_step(e, &where_))?;
+                            (
+                                BuildContext::rootfs(&root, &format!("image {r}"))?,
+                                Some(id),
+                            )
                         }
                     };
                     let lower = layer::LayerStack::new(&layers);
@@ -402,8 +434,13 @@ impl Builder<'_> {
                         }
                     })
                 }
-                _ => {
+                other => {
                     key = cache_key::step_key(&key, &step, &st.config, None, None);
+                    if matches!(other, Instruction::Workdir(_)) {
+                        // The directory is made by the next RUN/COPY (or at container start).
+                        let t = self.progress.start(&label);
+                        self.progress.done(t);
+                    }
                     None
                 }
             };
@@ -541,11 +578,29 @@ impl Builder<'_> {
         };
         // Mount points the runtime made in the upper dir are not the step's work.
         let lower = layer::LayerStack::new(layers);
-        let skip: Vec<String> = layer::MOUNT_STUBS
+        let mut skip: Vec<String> = layer::MOUNT_STUBS
             .iter()
             .filter(|p| lower.find(p).is_none() && is_stub(&out.upper.join(p)))
             .map(|p| p.to_string())
             .collect();
+        // /etc copied up only to hold those stubs is not a change either.
+        if let (Ok(rd), Some(low)) = (std::fs::read_dir(out.upper.join("etc")), lower.find("etc")) {
+            let only_stubs = rd
+                .flatten()
+                .all(|e| skip.contains(&format!("etc/{}", e.file_name().to_string_lossy())));
+            let up = std::fs::symlink_metadata(out.upper.join("etc"));
+            let same = up.is_ok_and(|u| {
+                use std::os::unix::fs::MetadataExt;
+                u.is_dir()
+                    && low.meta.is_dir()
+                    && u.mode() == low.meta.mode()
+                    && u.uid() == low.meta.uid()
+                    && u.gid() == low.meta.gid()
+            });
+            if only_stubs && same {
+                skip.push("etc".into());
+            }
+        }
         let stored = self.store_dir(&out.upper.clone(), &skip);
         out.remove(&self.rt);
         Ok(cache::Entry {
@@ -683,7 +738,9 @@ struct PlannedCopy {
 fn is_stub(p: &Path) -> bool {
     match std::fs::symlink_metadata(p) {
         Ok(m) if m.is_file() => m.len() == 0,
-        Ok(m) if m.is_dir() => std::fs::read_dir(p).map(|mut d| d.next().is_none()).unwrap_or(false),
+        Ok(m) if m.is_dir() => std::fs::read_dir(p)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false),
         _ => false,
     }
 }

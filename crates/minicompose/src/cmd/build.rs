@@ -223,7 +223,11 @@ fn request(
         tags: vec![service_image(&project.name, name, s)],
         no_cache,
         pull: pull_options(g),
-        labels: b.labels.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+        labels: b
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect(),
         label: name.to_string(),
     })
 }
@@ -238,12 +242,14 @@ fn build_one(
     let s = &project.services[name];
     let req = request(g, project, name, s, extra, no_cache)?;
     eprintln!(" Service {name}  Building");
-    let built = mc_build::exec::build(&req)
-        .map_err(|e| match e {
-            mc_build::Error::Invalid(m) => user_error(format!("service {name}: {m}")),
-            mc_build::Error::Other(e) => e.context(format!("service {name}: build")),
-        })?;
-    eprintln!(" Service {name}  Built ({})", &built.id[..19.min(built.id.len())]);
+    let built = mc_build::exec::build(&req).map_err(|e| match e {
+        mc_build::Error::Invalid(m) => user_error(format!("service {name}: {m}")),
+        mc_build::Error::Other(e) => e.context(format!("service {name}: build")),
+    })?;
+    eprintln!(
+        " Service {name}  Built ({})",
+        &built.id[..19.min(built.id.len())]
+    );
     Ok(())
 }
 
