@@ -606,3 +606,25 @@ fn many_run_rm_cycles_leak_nothing() {
         "host mounts grew from {mounts_before} to {mounts_after}"
     );
 }
+
+#[test]
+fn tty_is_allocated_in_the_containers_devpts() {
+    let rt = Rt::new();
+    let out = rt.run(&["-t"], &["sh", "-c", "tty; exit 4"]);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(
+        text(&out.stdout).contains("/dev/pts/0"),
+        "{}",
+        text(&out.stdout)
+    );
+    rt.detach("console", &["-t"], &["sh", "-c", "tty; sleep 30"]);
+    let ex = rt.mc(&["container", "exec", "-t", "console", "tty"]);
+    assert!(
+        text(&ex.stdout).starts_with("/dev/pts/"),
+        "{}",
+        text(&ex.stdout)
+    );
+    wait_for("the tty line in the log", Duration::from_secs(5), || {
+        text(&rt.mc(&["container", "logs", "console"]).stdout).contains("/dev/pts/0")
+    });
+}

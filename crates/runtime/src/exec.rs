@@ -47,6 +47,8 @@ struct ExecConfig {
     tty: bool,
     caps: Vec<String>,
     seccomp: Option<String>,
+    /// With `-t`: the socket to send the container-side pty master on.
+    console_fd: Option<i32>,
 }
 
 impl Runtime {
@@ -75,6 +77,11 @@ impl Runtime {
             None
         };
         let cg = self.cgroup(&rec.spec.id);
+        let console = if opts.tty {
+            Some(crate::console::pair()?)
+        } else {
+            None
+        };
         let cfg = ExecConfig {
             pid: rec.state.pid,
             pid_start: rec.state.pid_start,
@@ -92,29 +99,25 @@ impl Runtime {
             tty: opts.tty,
             caps: rec.spec.caps.clone(),
             seccomp,
+            console_fd: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
         };
         let payload = serde_json::to_vec(&cfg).context("serialize exec config")?;
         let (cfg_r, cfg_w) = launch::pipe()?;
         let (status_r, status_w) = launch::pipe()?;
         let devnull = std::fs::File::open("/dev/null").context("open /dev/null")?;
-        let mut pty_master: Option<OwnedFd> = None;
-        let mut pty_slave: Option<OwnedFd> = None;
-        if opts.tty {
-            let p = nix::pty::openpty(None, None).context("open a pty")?;
-            pty_master = Some(p.master);
-            pty_slave = Some(p.slave);
-        }
-        let (fd0, fd1, fd2) = match &pty_slave {
-            Some(s) => (s.as_raw_fd(), s.as_raw_fd(), s.as_raw_fd()),
-            None => (
-                if opts.interactive {
-                    0
-                } else {
-                    devnull.as_raw_fd()
-                },
-                1,
-                2,
-            ),
+        let stdin = if opts.interactive && !opts.tty {
+            0
+        } else {
+            devnull.as_raw_fd()
+        };
+        let (fd0, fd1, fd2) = if opts.tty {
+            (
+                devnull.as_raw_fd(),
+                devnull.as_raw_fd(),
+                devnull.as_raw_fd(),
+            )
+        } else {
+            (stdin, 1, 2)
         };
         let exe = launch::SelfExe::new(&rec.dir)?;
         let args = [
@@ -142,6 +145,9 @@ impl Runtime {
                 for fd in [cfg_r.as_raw_fd(), status_w.as_raw_fd()] {
                     libc::fcntl(fd, libc::F_SETFD, 0);
                 }
+                if let Some((_, theirs)) = &console {
+                    libc::fcntl(theirs.as_raw_fd(), libc::F_SETFD, 0);
+                }
                 if libc::unshare(libc::CLONE_NEWNS) != 0 {
                     die(status_w.as_raw_fd(), 125, "unshare the mount namespace");
                 }
@@ -150,7 +156,7 @@ impl Runtime {
         }
         drop(cfg_r);
         drop(status_w);
-        drop(pty_slave);
+        let console = console.map(|(ours, _theirs)| ours);
         let sent = std::fs::File::from(cfg_w).write_all(&payload);
         let status = sent
             .context("send the exec config")
@@ -164,6 +170,21 @@ impl Runtime {
             }
             return Err(e);
         }
+        let pty_master = match &console {
+            Some(sock) => match crate::console::receive(sock) {
+                Ok(m) => Some(m),
+                Err(e) => {
+                    // SAFETY: stop and reap our child: it has no terminal.
+                    unsafe {
+                        libc::kill(pid, libc::SIGKILL);
+                        let mut st = 0;
+                        libc::waitpid(pid, &mut st, 0);
+                    }
+                    return Err(e.into());
+                }
+            },
+            None => None,
+        };
         let _raw = if opts.tty && opts.interactive {
             crate::lifecycle::raw_terminal()
         } else {
@@ -289,6 +310,11 @@ fn command(cfg: &ExecConfig) -> Result<std::convert::Infallible, Fail> {
         Some(h) => Some(hex::decode(h).context("decode the seccomp program")?),
         None => None,
     };
+    if let Some(sock) = cfg.console_fd {
+        crate::console::open_and_send(sock, who.uid, who.gid)?;
+        // SAFETY: done with the socket.
+        unsafe { libc::close(sock) };
+    }
     prepare_process(cfg.tty, &cfg.caps, bpf.as_deref(), &who)?;
     match crate::init::exec(&path, &cfg.args, &env) {
         Ok(n) => match n {},

@@ -134,6 +134,11 @@ fn run(cfg: &InitConfig, status_fd: RawFd, go_fd: RawFd) -> Result<std::convert:
         Some(h) => Some(hex::decode(h).context("decode the seccomp program")?),
         None => None,
     };
+    if let Some(sock) = cfg.console_fd {
+        crate::console::open_and_send(sock, who.uid, who.gid)?;
+        // SAFETY: done with the socket.
+        unsafe { libc::close(sock) };
+    }
     prepare_process(cfg.spec.tty, &cfg.spec.caps, bpf.as_deref(), &who)?;
     if cfg.spec.init {
         reaper(&path, &cfg.spec.args, &env, status_fd)

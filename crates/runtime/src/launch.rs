@@ -33,6 +33,9 @@ pub struct InitConfig {
     /// Compiled seccomp program (struct sock_filter bytes, hex), if any.
     pub seccomp: Option<String>,
     pub explain: bool,
+    /// With `-t`: the socket (fd number in the init) to send the pty master on.
+    #[serde(default)]
+    pub console_fd: Option<i32>,
 }
 
 /// The network step, run by the parent after the container's namespaces
@@ -278,6 +281,9 @@ pub fn start(cfg: &InitConfig, stdio: Stdio, hook: &mut dyn NetworkHook) -> Resu
             }
         }
         for fd in [spec_r.as_raw_fd(), status_w.as_raw_fd(), go_r.as_raw_fd()] {
+            clear_cloexec(fd);
+        }
+        if let Some(fd) = cfg.console_fd {
             clear_cloexec(fd);
         }
         reexec_readonly(&exe, &args, status_w.as_raw_fd());

@@ -12,6 +12,7 @@ pub mod explain;
 
 pub mod caps;
 pub mod cgroups;
+pub mod console;
 pub mod exec;
 pub mod init;
 pub mod launch;

@@ -179,6 +179,7 @@ impl Runtime {
             cgroup_v2: cg.is_v2(),
             cgroup_v1_binds,
             seccomp,
+            console_fd: None,
             explain: tracing::enabled!(target: "explain::runtime", tracing::Level::INFO),
         })
     }
@@ -241,7 +242,7 @@ impl Runtime {
             }
         };
         let started = (|| {
-            let cfg = self.init_config(rec, &cg)?;
+            let mut cfg = self.init_config(rec, &cg)?;
             let devnull = fs::File::open("/dev/null").context("open /dev/null")?;
             let mut io = Io {
                 out: None,
@@ -252,16 +253,18 @@ impl Runtime {
                 forward_signals: true,
             };
             let mut keep: Vec<OwnedFd> = Vec::new();
+            let mut console: Option<OwnedFd> = None;
             let stdio = if attach.tty {
-                let pty = nix::pty::openpty(None, None).context("open a pty")?;
-                let s = pty.slave.as_raw_fd();
-                io.pty = Some(pty.master);
+                let (ours, theirs) = crate::console::pair()?;
+                cfg.console_fd = Some(theirs.as_raw_fd());
+                console = Some(ours);
+                keep.push(theirs);
                 io.stdin_to_pty = attach.stdin;
-                keep.push(pty.slave);
+                let n = devnull.as_raw_fd();
                 Stdio {
-                    stdin: s,
-                    stdout: s,
-                    stderr: s,
+                    stdin: n,
+                    stdout: n,
+                    stderr: n,
                 }
             } else {
                 let (out_r, out_w) = launch::pipe()?;
@@ -280,6 +283,9 @@ impl Runtime {
             };
             let started = launch::start(&cfg, stdio, hook)?;
             drop(keep);
+            if let Some(sock) = console {
+                io.pty = Some(crate::console::receive(&sock)?);
+            }
             Ok::<_, Error>((started, io))
         })();
         let (started, io) = match started {
@@ -372,7 +378,7 @@ impl Runtime {
             }
         };
         let started = (|| {
-            let cfg = self.init_config(rec, &cg)?;
+            let mut cfg = self.init_config(rec, &cg)?;
             let devnull = fs::File::open("/dev/null").context("open /dev/null")?;
             let (out_r, out_w) = launch::pipe()?;
             let (err_r, err_w) = launch::pipe()?;
@@ -382,15 +388,34 @@ impl Runtime {
             } else {
                 devnull.as_raw_fd()
             };
-            let stdio = Stdio {
+            let mut stdio = Stdio {
                 stdin,
                 stdout: out_w.as_raw_fd(),
                 stderr: err_w.as_raw_fd(),
             };
+            // `-dt`: a pty from the container's devpts; we hold the master
+            // (nobody types into it, so a shell waits: docker's `-dit`).
+            let console = if rec.spec.tty {
+                let (ours, theirs) = crate::console::pair()?;
+                cfg.console_fd = Some(theirs.as_raw_fd());
+                let n = devnull.as_raw_fd();
+                stdio = Stdio {
+                    stdin: n,
+                    stdout: n,
+                    stderr: n,
+                };
+                Some((ours, theirs))
+            } else {
+                None
+            };
             let started = launch::start(&cfg, stdio, hook)?;
-            Ok::<_, Error>((started, out_r, err_r, in_w))
+            let pty = match console {
+                Some((ours, _theirs)) => Some(crate::console::receive(&ours)?),
+                None => None,
+            };
+            Ok::<_, Error>((started, out_r, err_r, (in_w, pty)))
         })();
-        let (started, out_r, err_r, _stdin_keep) = match started {
+        let (started, out_r, err_r, (_stdin_keep, pty)) = match started {
             Ok(s) => s,
             Err(e) => {
                 teardown(&rec.spec.id);
@@ -427,7 +452,7 @@ impl Runtime {
         let io = Io {
             out: Some(out_r),
             err: Some(err_r),
-            pty: None,
+            pty,
             echo: false,
             stdin_to_pty: false,
             forward_signals: false,

@@ -597,11 +597,6 @@ fn build_spec(
 
 fn run_container(g: &Global, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     mc_runtime::require_root()?;
-    if a.detach && a.tty && a.interactive {
-        return Err(user_error(
-            "-dit is not supported: there is no attach command; use -d alone",
-        ));
-    }
     container_net::validate(g, &a.net)?;
     // Validate flags before touching the image store or the registry.
     let _ = seccomp_enabled(&a.security_opt)?;
