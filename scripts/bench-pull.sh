@@ -51,30 +51,32 @@ if [ ! -x "$bin" ]; then
 fi
 
 ms() { date +%s%N; }
-# run_times NAME PREPARE_FN PULL_FN: RUNS timed pulls; the times (ms) go to $work/NAME.times
-run_times() {
-  local name=$1 prep=$2 pull=$3 i s e
-  : >"$work/$name.times"
-  for i in $(seq 1 "$RUNS"); do
-    "$prep"
-    s=$(ms)
-    if ! "$pull" >"$work/$name.log" 2>&1; then
-      echo "  $name: run $i failed: $(tail -n 3 "$work/$name.log" | tr '\n' ' ')"
-      rm -f "$work/$name.times"
-      return 0
-    fi
-    e=$(ms)
-    echo $(((e - s) / 1000000)) >>"$work/$name.times"
-  done
-  echo "  $name: $(tr '\n' ' ' <"$work/$name.times")ms"
+tools=()
+# time_one NAME: prepare (untimed: delete the last run's data, then sync so the
+# filesystem is in the same state for every tool), then one timed pull.
+time_one() {
+  local name=$1 s e
+  [ -e "$work/$name.failed" ] && return 0
+  "${name}_prep" >/dev/null 2>&1 || true
+  sync
+  s=$(ms)
+  if ! "${name}_pull" >"$work/$name.log" 2>&1; then
+    echo "  $name failed: $(tail -n 3 "$work/$name.log" | tr '\n' ' ')"
+    touch "$work/$name.failed"
+    return 0
+  fi
+  e=$(ms)
+  echo $(((e - s) / 1000000)) >>"$work/$name.times"
 }
 
-echo "bench-pull: cold pull of $REPO:$TAG from $REG, $RUNS runs each ($(nproc) cores)"
+echo "bench-pull: cold pull of $REPO:$TAG from $REG, $RUNS runs each ($(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg))"
 
 # --- minicompose
 mc_prep() { rm -rf "$work/mc"; }
 mc_pull() { "$bin" --root "$work/mc" --registry-mirror "http://$REG" image pull -q "python:$TAG"; }
-run_times minicompose mc_prep mc_pull
+minicompose_prep() { mc_prep; }
+minicompose_pull() { mc_pull; }
+tools+=(minicompose)
 
 # --- floor: the layer blobs through curl | gzip -dc | tar -x, in parallel
 index=$(curl -sf -H 'Accept: application/vnd.oci.image.index.v1+json, application/vnd.docker.distribution.manifest.list.v2+json' \
@@ -93,7 +95,7 @@ floor_pull() {
   for p in "${pids[@]}"; do wait "$p" || rc=1; done
   return $rc
 }
-run_times floor floor_prep floor_pull
+tools+=(floor)
 
 install_pkg() { # COMMAND PACKAGE
   command -v "$1" >/dev/null 2>&1 && return 0
@@ -121,15 +123,10 @@ if install_pkg dockerd docker.io; then
   if [ "$up" = 1 ]; then
     docker_prep() { "$docker_cli" -H "unix://$sock" rmi -f "$REG/$REPO:$TAG" >/dev/null 2>&1 || true; }
     docker_pull() { "$docker_cli" -H "unix://$sock" pull -q "$REG/$REPO:$TAG"; }
-    run_times docker docker_prep docker_pull
+    tools+=(docker)
   else
     echo "  docker: dockerd cannot run here: $(grep -i -m2 'level=fatal\|level=error\|failed' "$work/dockerd.log" | tr '\n' ' ')"
   fi
-  if kill -0 "$dockerd_pid" 2>/dev/null; then
-    kill "$dockerd_pid"
-    for _ in $(seq 1 100); do kill -0 "$dockerd_pid" 2>/dev/null || break; sleep 0.1; done
-  fi
-  dockerd_pid=""
 else
   echo "  docker: docker.io could not be installed (see apt-get output)"
 fi
@@ -153,10 +150,18 @@ EOF
   }
   podman_prep() { podman_cmd rmi -a -f >/dev/null 2>&1 || true; }
   podman_pull() { podman_cmd pull -q --tls-verify=false "$REG/$REPO:$TAG"; }
-  run_times podman podman_prep podman_pull
+  tools+=(podman)
 else
   echo "  podman: could not be installed (see apt-get output)"
 fi
+
+# --- the runs, round-robin so background load hits every tool alike
+for i in $(seq 1 "$RUNS"); do
+  for t in "${tools[@]}"; do time_one "$t"; done
+done
+for t in "${tools[@]}"; do
+  [ -s "$work/$t.times" ] && echo "  $t: $(tr '\n' ' ' <"$work/$t.times")ms"
+done
 
 # --- report
 python3 - "$work" <<'EOF'

@@ -376,7 +376,9 @@ impl Client {
                 Ok(resp) => return Ok(resp),
                 Err(e) => {
                     // A name that does not resolve will not resolve a second later.
-                    let permanent = e.contains("dns error");
+                    // Nor does a closed port reopen within the backoff (a mirror
+                    // that is down must not delay the fallback by seconds).
+                    let permanent = e.contains("dns error") || e.contains("Connection refused");
                     last = e;
                     if permanent {
                         break;

@@ -109,18 +109,108 @@ pub fn decompress<'a, R: Read + 'a>(input: R) -> io::Result<Box<dyn Read + 'a>> 
     })
 }
 
+/// Decompressed bytes handed from the inflating thread to the unpacking one.
+const CHUNK: usize = 256 * 1024;
+
 /// Unpack a (possibly compressed) layer stream into `dest`, an existing
 /// empty directory. Reads `input` to its end.
-pub fn unpack_layer<R: Read>(input: R, dest: &Path) -> anyhow::Result<Unpacked> {
-    let plain = decompress(input).context("read the layer")?;
-    unpack_tar(plain, dest)
+///
+/// Two threads: one inflates and hashes (diff_id), the other applies tar
+/// entries; creating files is the slow part, so inflating runs beside it.
+pub fn unpack_layer<R: Read + Send>(input: R, dest: &Path) -> anyhow::Result<Unpacked> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(8);
+        let inflater = scope.spawn(move || -> anyhow::Result<Option<(String, u64)>> {
+            let plain = decompress(input).context("read the layer")?;
+            let mut hashing = HashReader::new(plain);
+            loop {
+                let mut buf = vec![0u8; CHUNK];
+                let mut filled = 0;
+                while filled < CHUNK {
+                    let n = hashing.read(&mut buf[filled..]).context("decompress the layer")?;
+                    if n == 0 {
+                        break;
+                    }
+                    filled += n;
+                }
+                if filled == 0 {
+                    break;
+                }
+                buf.truncate(filled);
+                if tx.send(buf).is_err() {
+                    return Ok(None); // the unpacking side stopped; its error wins
+                }
+            }
+            Ok(Some(hashing.finish()?))
+        });
+        let applied = apply_tar(
+            ChunkReader {
+                rx,
+                chunk: Vec::new(),
+                pos: 0,
+            },
+            dest,
+        );
+        let inflated = inflater
+            .join()
+            .map_err(|_| anyhow::anyhow!("the decompression thread panicked"))?;
+        // A decompression error explains a tar error (a cut stream), not the reverse.
+        let hashed = inflated?;
+        let (entries, content_size) = applied?;
+        let (diff_id, tar_size) =
+            hashed.ok_or_else(|| anyhow::anyhow!("decompression stopped early"))?;
+        Ok(Unpacked {
+            diff_id,
+            tar_size,
+            content_size,
+            entries,
+        })
+    })
 }
 
-/// Unpack an uncompressed tar stream into `dest`.
+/// Reads the chunks the inflating thread sends.
+struct ChunkReader {
+    rx: std::sync::mpsc::Receiver<Vec<u8>>,
+    chunk: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChunkReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.chunk.len() {
+            match self.rx.recv() {
+                Ok(c) => {
+                    self.chunk = c;
+                    self.pos = 0;
+                }
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.chunk.len() - self.pos);
+        buf[..n].copy_from_slice(&self.chunk[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+/// Unpack an uncompressed tar stream into `dest` (one thread).
 pub fn unpack_tar<R: Read>(tar_stream: R, dest: &Path) -> anyhow::Result<Unpacked> {
+    let mut hashing = HashReader::new(tar_stream);
+    let (entries, content_size) = apply_tar(&mut hashing, dest)?;
+    let (diff_id, tar_size) = hashing.finish().context("read the layer tar")?;
+    Ok(Unpacked {
+        diff_id,
+        tar_size,
+        content_size,
+        entries,
+    })
+}
+
+/// Apply every entry, then read the stream to its end (the diff_id covers
+/// the tar's end padding too). Returns (entries, bytes of file content).
+fn apply_tar<R: Read>(tar_stream: R, dest: &Path) -> anyhow::Result<(u64, u64)> {
     let mut tree = Tree::open(dest)?;
-    let hashing = HashReader::new(tar_stream);
-    let mut archive = tar::Archive::new(hashing);
+    let mut archive = tar::Archive::new(tar_stream);
     let mut state = Apply {
         is_root: nix::unistd::geteuid().is_root(),
         dirs: BTreeMap::new(),
@@ -137,17 +227,8 @@ pub fn unpack_tar<R: Read>(tar_stream: R, dest: &Path) -> anyhow::Result<Unpacke
         state.entries += 1;
     }
     state.finish_dirs(&mut tree)?;
-    // The diff_id covers the whole stream, including the tar's end padding.
-    let (diff_id, tar_size) = archive
-        .into_inner()
-        .finish()
-        .context("read the layer tar")?;
-    Ok(Unpacked {
-        diff_id,
-        tar_size,
-        content_size: state.content_size,
-        entries: state.entries,
-    })
+    io::copy(&mut archive.into_inner(), &mut io::sink()).context("read the layer tar")?;
+    Ok((state.entries, state.content_size))
 }
 
 struct DirMeta {
