@@ -494,6 +494,17 @@ fn faulty_blobs_are_caught_and_the_store_stays_consistent() {
         // A second pull through a good path completes it.
         ok(r, &["image", "pull", "-q", "python:3.6-alpine"]);
     }
+    // 429: the cause and Docker Hub's rate-limit headers, in one line.
+    let root = temp_root();
+    let proxy = FaultProxy::start(&upstream, Fault::RateLimit);
+    let o = run(cmd(root.path(), &[proxy.url()]).args(["image", "pull", "busybox"]));
+    assert_eq!(o.status.code(), Some(125), "{}", text(&o));
+    let err = error_line(&o.stderr);
+    assert!(
+        err.contains("rate limited") && err.contains("ratelimit-remaining: 0;w=21600"),
+        "{err}"
+    );
+    drop(proxy);
     for fault in [Fault::DropOnce, Fault::Error500(3)] {
         let root = temp_root();
         let proxy = FaultProxy::start(&upstream, fault);

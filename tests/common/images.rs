@@ -130,6 +130,8 @@ pub enum Fault {
     Error500(usize),
     /// Blob bodies trickle at about this many bytes per second.
     Slow(usize),
+    /// Manifest requests get 429 with Docker Hub's rate-limit headers.
+    RateLimit,
 }
 
 /// An HTTP/1.1 proxy in front of a registry that injects one kind of fault.
@@ -225,6 +227,14 @@ fn serve(
             return Ok(());
         }
     }
+    if matches!(fault, Fault::RateLimit) && request_line.contains("/manifests/") {
+        client.write_all(
+            b"HTTP/1.1 429 Too Many Requests\r\nratelimit-limit: 100;w=21600\r\nratelimit-remaining: 0;w=21600\r\n\
+              Content-Type: application/json\r\nContent-Length: 85\r\nConnection: close\r\n\r\n\
+              {\"errors\":[{\"code\":\"TOOMANYREQUESTS\",\"message\":\"You have reached your pull limit.\"}]}",
+        )?;
+        return Ok(());
+    }
     let mut up = TcpStream::connect(upstream)?;
     up.write_all(format!("{}\r\n\r\n", lines.join("\r\n")).as_bytes())?;
     let mut resp = Vec::new();
@@ -282,7 +292,7 @@ fn serve(
                 std::thread::sleep(Duration::from_millis(50));
             }
         }
-        Fault::Error500(_) => client.write_all(&resp)?,
+        Fault::Error500(_) | Fault::RateLimit => client.write_all(&resp)?,
     }
     Ok(())
 }

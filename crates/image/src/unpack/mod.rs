@@ -127,7 +127,9 @@ pub fn unpack_layer<R: Read + Send>(input: R, dest: &Path) -> anyhow::Result<Unp
                 let mut buf = vec![0u8; CHUNK];
                 let mut filled = 0;
                 while filled < CHUNK {
-                    let n = hashing.read(&mut buf[filled..]).context("decompress the layer")?;
+                    let n = hashing
+                        .read(&mut buf[filled..])
+                        .context("decompress the layer")?;
                     if n == 0 {
                         break;
                     }
