@@ -614,7 +614,22 @@ fn rm_prune_and_shared_layers() {
         .exists());
     let err = fails(r, &["image", "rm", "redis:alpine"], 1);
     assert!(err.contains("redis:alpine"), "{err}");
-    ok(r, &["image", "rm", "busybox"]);
+    // A container's spec (as the runtime writes it) protects its image and layers.
+    let bb_id = bb[0]["Id"].as_str().unwrap().to_string();
+    let bb_layer = bb[0]["Layers"][0]["Path"].as_str().unwrap().to_string();
+    let c = r.join("containers/c1");
+    std::fs::create_dir_all(&c).unwrap();
+    let spec = serde_json::json!({ "id": "c1", "name": "mc-test-c1", "image_id": bb_id, "layers": [bb_layer] });
+    std::fs::write(c.join("config.json"), spec.to_string()).unwrap();
+    let err = fails(r, &["image", "rm", "busybox"], 1);
+    assert!(err.contains("container mc-test-c1 is using it"), "{err}");
+    ok(r, &["image", "rm", "-f", "busybox"]);
+    ok(r, &["image", "prune", "-f"]);
+    assert!(
+        Path::new(&bb_layer).join("bin/sh").exists(),
+        "a container's layer was pruned"
+    );
+    std::fs::remove_dir_all(&c).unwrap();
     ok(r, &["image", "prune", "-f"]);
     assert_eq!(std::fs::read_dir(r.join("layers")).unwrap().count(), 0);
     let blobs = std::fs::read_dir(r.join("oci/blobs/sha256"))
