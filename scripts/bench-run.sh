@@ -60,18 +60,18 @@ time_runs() {
 	shift
 	local i t0 t1
 	for ((i = 0; i < WARMUP; i++)); do "$@" >/dev/null 2>&1; done
-	: >"$work/$name"
+	: >"$work/t-$name"
 	for ((i = 0; i < N; i++)); do
 		t0=$EPOCHREALTIME
 		"$@" >/dev/null 2>&1 || { echo "bench-run: $name failed: $*" >&2; return 1; }
 		t1=$EPOCHREALTIME
-		echo "$t0 $t1" | awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' >>"$work/$name"
+		echo "$t0 $t1" | awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' >>"$work/t-$name"
 	done
 }
 
 # stats NAME → "median p90 mean"
 stats() {
-	sort -n "$work/$1" | awk '{ a[NR] = $1; s += $1 } END {
+	sort -n "$work/t-$1" | awk '{ a[NR] = $1; s += $1 } END {
 		m = (NR % 2) ? a[(NR + 1) / 2] : (a[NR / 2] + a[NR / 2 + 1]) / 2
 		p = a[int(NR * 0.9 + 0.5)]
 		printf "%.1f %.1f %.1f\n", m, p, s / NR }'
@@ -112,22 +112,26 @@ if [ "${MC_BENCH_DOCKER:-1}" = 1 ]; then
 	command -v dockerd >/dev/null || install_pkg docker.io || true
 	if command -v dockerd >/dev/null && command -v docker >/dev/null; then
 		if ! docker info >/dev/null 2>&1; then
+			# Our own daemon, invisible to the rest of the host: no docker0
+			# bridge, no iptables rules (containers run with --network none).
 			dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" -p "$work/dockerd.pid" \
-				-H "unix://$work/docker.sock" >"$work/dockerd.log" 2>&1 &
+				-H "unix://$work/docker.sock" --bridge=none --iptables=false --ip6tables=false \
+				--ip-forward=false --ip-masq=false >"$work/dockerd.log" 2>&1 &
 			dockerd_pid=$!
 			export DOCKER_HOST="unix://$work/docker.sock"
 			for _ in $(seq 1 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
 		fi
 		if docker info >/dev/null 2>&1 &&
-			skopeo copy --quiet --src-tls-verify=false "docker://$MC_TEST_REGISTRY/library/busybox:latest" \
-				docker-daemon:mc-bench-busybox:latest >/dev/null 2>&1; then
+			skopeo copy --quiet --src-tls-verify=false --dest-daemon-host "${DOCKER_HOST:-unix:///var/run/docker.sock}" \
+				"docker://$MC_TEST_REGISTRY/library/busybox:latest" \
+				docker-daemon:mc-bench-busybox:latest >"$work/skopeo.log" 2>&1; then
 			echo "== docker run --rm (docker $(docker version --format '{{.Server.Version}}' 2>/dev/null))"
 			time_runs docker docker run --rm --network none mc-bench-busybox:latest true
 			results+=("docker $(stats docker)")
 			docker rmi -f mc-bench-busybox:latest >/dev/null 2>&1 || true
 		else
-			echo "== docker: daemon did not come up here (see dockerd's log); skipped"
-			tail -3 "$work/dockerd.log" 2>/dev/null | sed 's/^/   /'
+			echo "== docker: daemon or image load failed here; skipped"
+			tail -3 "$work/dockerd.log" "$work/skopeo.log" 2>/dev/null | sed 's/^/   /'
 		fi
 	else
 		echo "== docker: not available (apt-get install docker.io failed)"

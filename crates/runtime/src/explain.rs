@@ -22,11 +22,48 @@ pub fn step(area: &str, text: std::fmt::Arguments<'_>) {
         return;
     }
     if fd >= 0 {
-        let line = format!("E{area}\t{}\n", text.to_string().replace('\n', " "));
+        // The parent reads these lines in batches: carry our own clock.
+        let line = format!(
+            "E{area}\t{}\t{}\n",
+            monotonic_ns(),
+            text.to_string().replace('\n', " ")
+        );
         // SAFETY: writing a buffer we own to an fd we were given.
         unsafe { libc::write(fd, line.as_ptr().cast(), line.len()) };
     } else {
         emit(area, &text.to_string());
+    }
+}
+
+static CLONE_NS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+/// CLOCK_MONOTONIC in nanoseconds (the same clock in every namespace).
+pub fn monotonic_ns() -> u64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into ts.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+}
+
+/// Remember when we cloned, to date the init's events relative to it.
+pub fn mark_clone() {
+    CLONE_NS.store(monotonic_ns(), Ordering::Relaxed);
+}
+
+/// Re-emit an event the init sent (`ns` is its monotonic time).
+pub fn emit_from_init(area: &str, ns: u64, text: &str) {
+    let clone = CLONE_NS.load(Ordering::Relaxed);
+    if clone > 0 && ns >= clone {
+        let ms = (ns - clone) as f64 / 1e6;
+        emit(
+            area,
+            &format!("{text}  [in the container at clone+{ms:.3}ms]"),
+        );
+    } else {
+        emit(area, text);
     }
 }
 

@@ -85,8 +85,13 @@ pub(crate) fn read_status(fd: OwnedFd) -> Result<Vec<String>, Error> {
     for line in reader.lines() {
         let line = line.context("read the container's status")?;
         if let Some(rest) = line.strip_prefix('E') {
-            let (area, text) = rest.split_once('\t').unwrap_or(("runtime", rest));
-            crate::explain::emit(area, text);
+            let (area, rest) = rest.split_once('\t').unwrap_or(("runtime", rest));
+            match rest.split_once('\t') {
+                Some((ns, text)) if ns.parse::<u64>().is_ok() => {
+                    crate::explain::emit_from_init(area, ns.parse().unwrap_or(0), text)
+                }
+                _ => crate::explain::emit(area, rest),
+            }
         } else if let Some(rest) = line.strip_prefix('W') {
             warnings.push(rest.to_string());
         } else if let Some(rest) = line.strip_prefix('X') {
@@ -252,6 +257,7 @@ pub fn start(cfg: &InitConfig, stdio: Stdio, hook: &mut dyn NetworkHook) -> Resu
         fd_arg(go_r.as_raw_fd()),
     ];
 
+    crate::explain::mark_clone();
     // SAFETY: the process is single-threaded (our contract); the child only
     // makes raw syscalls until it execs.
     let pid = unsafe {
