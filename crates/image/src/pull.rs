@@ -401,6 +401,14 @@ impl Work {
         })
     }
 
+    /// Move only the verified blob into place.
+    fn commit_blob(self, store: &Store, desc: &Descriptor) -> anyhow::Result<()> {
+        let dest = store.blob_path(&desc.digest);
+        fs::rename(&self.blob, &dest).with_context(|| format!("store blob {}", desc.digest))?;
+        tracing::info!(target: "explain::image", "blob {} -> {}", desc.digest, dest.display());
+        Ok(())
+    }
+
     /// Move the verified blob and layer into place (each by one rename).
     fn commit(
         mut self,
@@ -502,9 +510,11 @@ async fn download_and_unpack(
     let (tx, rx) = mpsc::channel::<Bytes>(CHANNEL_CHUNKS);
     let dest = work.dir.join("diff");
     let (digest_want, size_want) = (desc.digest.clone(), desc.size);
+    // Same diff_id already unpacked (e.g. another compression of it): only store the blob.
+    let unpack_too = !store.has_layer(diff_id);
     tracing::info!(target: "explain::image", "download {} and unpack into {}", desc.digest, dest.display());
     let consumer =
-        tokio::task::spawn_blocking(move || -> anyhow::Result<(Unpacked, String, u64)> {
+        tokio::task::spawn_blocking(move || -> anyhow::Result<(Option<Unpacked>, String, u64)> {
             let mut reader = ChannelReader {
                 rx,
                 chunk: Bytes::new(),
@@ -512,7 +522,7 @@ async fn download_and_unpack(
                 hasher: Sha256::new(),
                 count: 0,
             };
-            let unpacked = unpack::unpack_layer(&mut reader, &dest);
+            let unpacked = unpack_too.then(|| unpack::unpack_layer(&mut reader, &dest));
             // Read to the end even after an unpack error: whatever follows still
             // counts for the digest, and a digest mismatch is the better diagnosis.
             let drained = io::copy(&mut reader, &mut io::sink());
@@ -523,7 +533,7 @@ async fn download_and_unpack(
                 ))
                 .into());
             }
-            let u = unpacked?;
+            let u = unpacked.transpose()?;
             drained?;
             reader.blob.flush()?;
             Ok((u, digest, reader.count))
@@ -555,10 +565,18 @@ async fn download_and_unpack(
             desc.digest
         );
     }
-    verify_unpacked(&u, diff_id)?;
     let store = store.clone();
     let (desc, diff_id) = (desc.clone(), diff_id.to_string());
-    tokio::task::spawn_blocking(move || work.commit(&store, &desc, &diff_id, &u, true)).await??;
+    match u {
+        Some(u) => {
+            verify_unpacked(&u, &diff_id)?;
+            tokio::task::spawn_blocking(move || work.commit(&store, &desc, &diff_id, &u, true))
+                .await??;
+        }
+        None => {
+            tokio::task::spawn_blocking(move || work.commit_blob(&store, &desc)).await??;
+        }
+    }
     Ok(())
 }
 
