@@ -178,7 +178,8 @@ fn mount_overlay(cfg: &InitConfig, target: &Path) -> Result<()> {
     // After a host crash the kernel refuses the dirty upper dir until
     // work/incompat/volatile is removed; a container's scratch data is not
     // worth a crash-safe sync, so remove it (as podman's volatile does).
-    let _ = fs::remove_dir_all(work.join("incompat"));
+    // overlayfs keeps its marker at <workdir>/work/incompat/volatile.
+    let _ = fs::remove_dir_all(work.join("work").join("incompat"));
     let volatile = format!("{data},volatile");
     if volatile.len() < page_size()
         && do_mount(
@@ -313,7 +314,12 @@ fn xattr_is_opaque(dir: &Path) -> bool {
 pub fn mount_root(cfg: &InitConfig) -> Result<(PathBuf, bool)> {
     let target = cfg.container_dir.join("rootfs");
     // pivot_root needs the new root's parent not shared: make all private-ish.
-    match mount_overlay(cfg, &target) {
+    let overlay = if cfg.no_overlay {
+        Err(anyhow::anyhow!("MINICOMPOSE_NO_OVERLAY=1"))
+    } else {
+        mount_overlay(cfg, &target)
+    };
+    match overlay {
         Ok(()) => Ok((target, false)),
         Err(e) => {
             explain!(
