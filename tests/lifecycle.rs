@@ -357,3 +357,57 @@ fn supervisor_killed_then_down() {
     unsafe { libc::kill(again, libc::SIGKILL) };
     s.teardown();
 }
+
+#[test]
+fn exit_code_from_aborts_a_foreground_up() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("oneshot", "mclcone");
+    let o = s.run(&["up", "--exit-code-from", "worker"]);
+    let out = String::from_utf8_lossy(&o.stdout).to_string();
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{out}\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(out.contains("mclcone-worker-1  | working"), "{out}");
+    assert!(out.contains("mclcone-worker-1 exited with code 4"), "{out}");
+    assert!(out.contains("Aborting on container exit..."), "{out}");
+    assert!(s.ps().iter().all(|c| c["State"] == "exited"));
+    s.teardown();
+}
+
+#[test]
+fn volumes_binds_tmpfs_and_wait() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("volumes", "mclcvol");
+    let o = s.run(&["up", "-d", "--wait"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(s.ps()[0]["Health"], "healthy");
+    assert!(
+        s.dir.path().join("conf").is_dir(),
+        "a missing bind source is created"
+    );
+    s.ok(&["exec", "-T", "db", "sh", "-c", "echo kept > /data/f"]);
+    let o = s.run(&["exec", "-T", "db", "touch", "/conf/x"]);
+    assert_ne!(o.status.code(), Some(0), ":ro bind is read-only");
+    let mounts = s.ok(&["exec", "-T", "db", "cat", "/proc/mounts"]);
+    assert!(
+        mounts.lines().any(|l| l.starts_with("tmpfs /scratch ")),
+        "{mounts}"
+    );
+    s.ok(&["down"]);
+    let vol = s.root.path().join("volumes/mclcvol_data/_data/f");
+    assert!(vol.exists(), "down keeps named volumes");
+    s.ok(&["up", "-d"]);
+    assert_eq!(s.ok(&["exec", "-T", "db", "cat", "/data/f"]).trim(), "kept");
+    s.teardown();
+    assert!(
+        !s.root.path().join("volumes/mclcvol_data").exists(),
+        "down -v removes it"
+    );
+}

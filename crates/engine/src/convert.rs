@@ -480,10 +480,6 @@ pub fn unsupported(svc: &str, s: &Service) -> Vec<String> {
             .any(|n| n.ipv6_address.is_some()),
         "networks.*.ipv6_address",
     );
-    add(
-        s.depends_on.values().any(|d| d.restart),
-        "depends_on.*.restart",
-    );
     keys.into_iter()
         .map(|k| format!("service {svc}: `{k}` is not supported by minicompose yet and is ignored"))
         .collect()

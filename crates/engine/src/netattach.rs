@@ -26,9 +26,18 @@ impl NetContext {
         })
     }
 
-    /// Undo every attachment of a container (idempotent).
+    /// Undo every attachment of a container (idempotent). Cheap when there
+    /// is nothing to undo (its monitor already detached it): no lock taken.
     pub fn detach(&self, id: &str) {
         if let Ok(n) = mc_net::Networks::open(&self.root) {
+            let attached = n
+                .store()
+                .endpoints()
+                .map(|eps| eps.iter().any(|e| e.container_id == id))
+                .unwrap_or(true);
+            if !attached {
+                return;
+            }
             if let Err(e) = n.detach(id) {
                 tracing::warn!("detaching {id} from its networks: {e}");
             }

@@ -830,7 +830,7 @@ impl Engine {
         Ok(members)
     }
 
-    /// `stop`: reverse dependency order.
+    /// `stop`: dependents first; the containers of one level together.
     pub fn stop(
         &self,
         project: &Project,
@@ -838,14 +838,70 @@ impl Engine {
         timeout: Option<u64>,
         rep: &mut dyn Reporter,
     ) -> Result<(), Error> {
-        let mut members = self.select(project, services, false)?;
-        members.reverse();
-        for m in members.iter().filter(|m| m.running()) {
-            rep.status("Container", m.name(), "Stopping");
-            self.stop_container(&project.name, m.id(), timeout)?;
-            rep.status("Container", m.name(), "Stopped");
-        }
+        let members = self.select(project, services, false)?;
+        self.stop_parallel(project, &members, timeout, rep);
         Ok(())
+    }
+
+    /// Stop containers level by level (dependents first). Within a level
+    /// every container gets its stop signal at once, then each gets
+    /// SIGKILL when its grace period is over, as docker compose does.
+    pub fn stop_parallel(
+        &self,
+        project: &Project,
+        members: &[Member],
+        timeout: Option<u64>,
+        rep: &mut dyn Reporter,
+    ) {
+        let levels = plan::levels(&project.services);
+        let level = |m: &Member| -> usize {
+            if m.oneoff {
+                usize::MAX
+            } else {
+                levels.get(&m.service).copied().unwrap_or(usize::MAX)
+            }
+        };
+        let mut order: Vec<usize> = members.iter().map(level).collect();
+        order.sort_unstable();
+        order.dedup();
+        for lvl in order.into_iter().rev() {
+            let now = Instant::now();
+            let mut pending: Vec<(&Member, Instant, bool)> = Vec::new();
+            for m in members.iter().filter(|m| level(m) == lvl) {
+                self.paths.set_stopped_by_user(&project.name, m.id(), true);
+                if !m.running() {
+                    continue;
+                }
+                rep.status("Container", m.name(), "Stopping");
+                tracing::info!(target: "explain::engine", "stop {}: signal {}", m.name(), m.rec.spec.stop_signal);
+                let _ = self.runtime.kill(m.id(), m.rec.spec.stop_signal);
+                let grace = Duration::from_secs(timeout.unwrap_or(m.rec.spec.stop_timeout));
+                pending.push((m, now + grace, false));
+            }
+            while !pending.is_empty() {
+                pending.retain_mut(|(m, deadline, killed)| {
+                    let running = self
+                        .runtime
+                        .containers
+                        .read(m.id())
+                        .map(|r| r.live_state().status == mc_runtime::Status::Running)
+                        .unwrap_or(false);
+                    if !running {
+                        rep.status("Container", m.name(), "Stopped");
+                        return false;
+                    }
+                    if !*killed && Instant::now() >= *deadline {
+                        tracing::info!(target: "explain::engine", "stop {}: grace period over, SIGKILL", m.name());
+                        let _ = self.runtime.kill(m.id(), libc::SIGKILL);
+                        *killed = true;
+                    }
+                    true
+                });
+                if !pending.is_empty() {
+                    sleep_ms(10);
+                }
+            }
+        }
     }
 
     /// `start`: dependency order, waiting for conditions.
@@ -985,15 +1041,8 @@ impl Engine {
                 m.number,
             )
         });
+        self.stop_parallel(project, &members, timeout, rep);
         for m in &members {
-            self.paths.set_stopped_by_user(&project.name, m.id(), true);
-        }
-        for m in &members {
-            if m.running() {
-                rep.status("Container", m.name(), "Stopping");
-                self.stop_container(&project.name, m.id(), timeout)?;
-                rep.status("Container", m.name(), "Stopped");
-            }
             rep.status("Container", m.name(), "Removing");
             self.remove_container(&project.name, m.id(), volumes_too)?;
             rep.status("Container", m.name(), "Removed");

@@ -58,6 +58,24 @@ pub fn start_order(services: &IndexMap<String, mc_compose::Service>) -> Result<V
     Ok(order)
 }
 
+/// Dependency level of each service: 0 without dependencies, else one more
+/// than its deepest dependency. Services of one level can start (or stop)
+/// together. Call after [`start_order`] succeeded (no cycles).
+pub fn levels(services: &IndexMap<String, mc_compose::Service>) -> IndexMap<String, usize> {
+    let mut out: IndexMap<String, usize> = IndexMap::new();
+    for name in start_order(services).unwrap_or_default() {
+        let lvl = services[&name]
+            .depends_on
+            .keys()
+            .filter_map(|d| out.get(d))
+            .map(|l| l + 1)
+            .max()
+            .unwrap_or(0);
+        out.insert(name, lvl);
+    }
+    out
+}
+
 /// The services to act on: the selected ones plus (unless `no_deps`) what
 /// they depend on, transitively. Empty selection = all.
 pub fn selection(
@@ -201,6 +219,8 @@ mod tests {
         m.insert("redis".to_string(), svc(&[]));
         m.insert("a".to_string(), svc(&[("web", true)]));
         assert_eq!(start_order(&m).unwrap(), vec!["redis", "web", "a"]);
+        let l = levels(&m);
+        assert_eq!((l["redis"], l["web"], l["a"]), (0, 1, 2));
         assert_eq!(
             selection(&m, &["web".into()], false).unwrap(),
             vec!["redis", "web"]

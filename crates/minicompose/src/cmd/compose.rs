@@ -501,15 +501,27 @@ fn attach(
         if stop_reason.is_some() {
             break;
         }
-        let all_done = !now.is_empty()
-            && now.iter().all(|m| {
-                !m.running() && {
-                    let rec = eng.paths.read_record(&project.name, m.id());
-                    rec.is_none_or(|r| {
-                        r.stopped_by_user || !r.restart.should_restart(m.state.exit_code, 0, false)
+        // Done when every container has exited for good (no restart coming).
+        let all_done = !now.is_empty() && now.iter().all(|m| !m.running()) && {
+            let restarts: HashMap<String, u64> = eng
+                .supervisor_status(&project.name)
+                .map(|st| {
+                    st.containers
+                        .into_iter()
+                        .map(|c| (c.id, c.restarts))
+                        .collect()
+                })
+                .unwrap_or_default();
+            now.iter().all(|m| {
+                let count = restarts.get(m.id()).copied().unwrap_or(0);
+                eng.paths
+                    .read_record(&project.name, m.id())
+                    .is_none_or(|r| {
+                        !r.restart
+                            .should_restart(m.state.exit_code, count, r.stopped_by_user)
                     })
-                }
-            });
+            })
+        };
         if all_done || now.is_empty() {
             let _ = mux.pump(None);
             return Ok(exit_code);
