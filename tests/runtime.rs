@@ -628,3 +628,60 @@ fn tty_is_allocated_in_the_containers_devpts() {
         text(&rt.mc(&["container", "logs", "console"]).stdout).contains("/dev/pts/0")
     });
 }
+
+/// `container run` with MINICOMPOSE_NO_OVERLAY=1 (forces the copied rootfs).
+fn run_copied(rt: &Rt, args: &[&str]) -> std::process::Output {
+    let mut cmd = Command::new(mc_e2e::bin());
+    cmd.arg("--root").arg(rt.path());
+    if !mc_e2e::vm::in_vm() {
+        cmd.arg("--registry-mirror")
+            .arg(format!("http://{}", mc_e2e::registry()));
+    }
+    cmd.env("MINICOMPOSE_NO_OVERLAY", "1")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn copied_rootfs_when_overlay_is_unavailable() {
+    let rt = Rt::new();
+    let out = run_copied(
+        &rt,
+        &[
+            "container",
+            "run",
+            "--rm",
+            IMAGE,
+            "sh",
+            "-c",
+            "head -1 /proc/self/mounts; echo x > /new; cat /new",
+        ],
+    );
+    let o = stdout_of(&out);
+    assert!(!o.starts_with("overlay"), "root is not overlay: {o}");
+    assert!(o.ends_with("x\n"));
+    let warnings = text(&out.stderr)
+        .matches("overlayfs is not available")
+        .count();
+    assert_eq!(warnings, 1, "said once: {}", text(&out.stderr));
+    assert!(rt.ids().is_empty());
+}
+
+#[test]
+fn whiteouts_overlay_and_copy_agree() {
+    if mc_e2e::vm::in_vm() {
+        return; // the VM lane has busybox only
+    }
+    let rt = Rt::new();
+    let image = format!("{}/test/whiteout:latest", mc_e2e::registry());
+    let script = "find /wh | sort; ls /bin/vi 2>&1; ls /bin/sh";
+    let expected = "/wh\n/wh/keep.txt\n/wh/opq\n/wh/opq/new.txt\n/wh/readd\n/wh/readd/y.txt\nls: /bin/vi: No such file or directory\n/bin/sh\n";
+    let overlay = stdout_of(&rt.mc(&["container", "run", "--rm", &image, "sh", "-c", script]));
+    assert_eq!(overlay, expected);
+    let copied = stdout_of(&run_copied(
+        &rt,
+        &["container", "run", "--rm", &image, "sh", "-c", script],
+    ));
+    assert_eq!(copied, expected);
+}

@@ -33,6 +33,9 @@ pub struct InitConfig {
     /// Compiled seccomp program (struct sock_filter bytes, hex), if any.
     pub seccomp: Option<String>,
     pub explain: bool,
+    /// Skip overlay and use the copied rootfs (MINICOMPOSE_NO_OVERLAY=1, for tests).
+    #[serde(default)]
+    pub no_overlay: bool,
     /// With `-t`: the socket (fd number in the init) to send the pty master on.
     #[serde(default)]
     pub console_fd: Option<i32>,

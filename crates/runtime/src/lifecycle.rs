@@ -180,6 +180,7 @@ impl Runtime {
             cgroup_v1_binds,
             seccomp,
             console_fd: None,
+            no_overlay: std::env::var_os("MINICOMPOSE_NO_OVERLAY").is_some_and(|v| v == "1"),
             explain: tracing::enabled!(target: "explain::runtime", tracing::Level::INFO),
         })
     }
