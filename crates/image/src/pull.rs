@@ -711,3 +711,59 @@ pub fn unpack_stored_blob(store: &Store, blob_digest: &str) -> anyhow::Result<Un
     }
     Ok(u)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ep(base: &str, mirror: bool) -> registry::Endpoint {
+        registry::Endpoint {
+            base: base.to_string(),
+            host: base
+                .trim_start_matches("http://")
+                .trim_start_matches("https://")
+                .to_string(),
+            mirror,
+        }
+    }
+
+    #[test]
+    fn the_registry_answer_beats_an_unreachable_upstream() {
+        let r = Reference::parse("nosuch").unwrap();
+        let e = resolution_error(
+            &r,
+            vec![
+                (
+                    ep("http://127.0.0.1:5000", true),
+                    RegistryError::NotFound("repository x not found".into()),
+                ),
+                (
+                    ep("https://registry-1.docker.io", false),
+                    RegistryError::Unreachable("cannot reach".into()),
+                ),
+            ],
+        );
+        assert!(e.is_user_error());
+        let msg = e.to_string();
+        assert!(
+            msg.starts_with("pull docker.io/library/nosuch:latest: repository x not found"),
+            "{msg}"
+        );
+        assert!(
+            msg.contains("(also tried https://registry-1.docker.io: cannot reach)"),
+            "{msg}"
+        );
+        let e = resolution_error(
+            &r,
+            vec![(
+                ep("http://127.0.0.1:1", true),
+                RegistryError::Unreachable("cannot reach 127.0.0.1:1".into()),
+            )],
+        );
+        assert!(!e.is_user_error());
+        assert_eq!(
+            e.to_string(),
+            "pull docker.io/library/nosuch:latest: cannot reach 127.0.0.1:1"
+        );
+    }
+}
