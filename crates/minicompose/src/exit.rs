@@ -32,9 +32,7 @@ pub enum Failure {
 impl Failure {
     pub fn classify(err: &anyhow::Error) -> Failure {
         let bad_input = err.chain().any(|cause| {
-            cause.is::<UserError>()
-                || cause.is::<clap::Error>()
-                || is_marked_user_error(cause)
+            cause.is::<UserError>() || cause.is::<clap::Error>() || is_marked_user_error(cause)
         });
         if bad_input {
             Failure::BadInput

@@ -22,8 +22,10 @@ pub fn init(global: &Global) {
     let logs = std::env::var("MINICOMPOSE_LOG").ok();
     let registry = tracing_subscriber::registry();
     let explain_layer = explain.then(|| {
-        ExplainLayer { start: Instant::now() }
-            .with_filter(filter_fn(|meta| meta.target().starts_with("explain")))
+        ExplainLayer {
+            start: Instant::now(),
+        }
+        .with_filter(filter_fn(|meta| meta.target().starts_with("explain")))
     });
     let log_layer = logs.map(|filter| {
         tracing_subscriber::fmt::layer()

@@ -7,11 +7,21 @@ use clap::{Args, ValueEnum};
 #[derive(Args, Debug, Clone)]
 pub struct Global {
     /// Where images, containers and volumes live
-    #[arg(long, global = true, env = "MINICOMPOSE_ROOT", default_value = "/var/lib/minicompose")]
+    #[arg(
+        long,
+        global = true,
+        env = "MINICOMPOSE_ROOT",
+        default_value = "/var/lib/minicompose"
+    )]
     pub root: PathBuf,
 
     /// Registry mirror for docker.io images, tried in order (repeatable)
-    #[arg(long = "registry-mirror", global = true, env = "MINICOMPOSE_REGISTRY_MIRROR", value_delimiter = ',')]
+    #[arg(
+        long = "registry-mirror",
+        global = true,
+        env = "MINICOMPOSE_REGISTRY_MIRROR",
+        value_delimiter = ','
+    )]
     pub registry_mirror: Vec<String>,
 
     /// Compose configuration files (repeatable; `-` reads stdin). Before the
