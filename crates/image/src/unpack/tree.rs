@@ -175,15 +175,20 @@ impl Tree {
 
     /// A new regular file, open for writing (mode 0600 until `chmod`).
     pub fn create_file(&mut self, rel: &Path) -> anyhow::Result<File> {
+        let flags =
+            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let mode = Mode::from_bits_truncate(0o600);
+        let (parent, name) = self.parent_and_name(rel)?;
+        // Usually nothing is there yet: try first, clear and retry only on EEXIST.
+        match openat(parent.as_fd(), name, flags, mode) {
+            Ok(fd) => return Ok(File::from(fd)),
+            Err(Errno::EEXIST) => {}
+            Err(e) => anyhow::bail!("create {}: {e}", rel.display()),
+        }
         self.clear_for_file(rel)?;
         let (parent, name) = self.parent_and_name(rel)?;
-        let fd = openat(
-            parent.as_fd(),
-            name,
-            OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_WRONLY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
-            Mode::from_bits_truncate(0o600),
-        )
-        .map_err(|e| anyhow::anyhow!("create {}: {e}", rel.display()))?;
+        let fd = openat(parent.as_fd(), name, flags, mode)
+            .map_err(|e| anyhow::anyhow!("create {}: {e}", rel.display()))?;
         Ok(File::from(fd))
     }
 
