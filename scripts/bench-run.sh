@@ -33,6 +33,7 @@ cleanup() {
 	"$bin" --root "$work/root" container ls -aq --no-trunc 2>/dev/null | while read -r id; do
 		"$bin" --root "$work/root" container rm -f "$id" >/dev/null 2>&1
 	done
+	[ -n "${docker_image:-}" ] && docker rmi -f "$docker_image" >/dev/null 2>&1
 	if [ -n "$dockerd_pid" ]; then
 		kill "$dockerd_pid" 2>/dev/null
 		wait "$dockerd_pid" 2>/dev/null
@@ -54,18 +55,26 @@ install_pkg() {
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
 }
 
-# time_runs NAME CMD…: N timed runs after WARMUP, one duration (ms) per line in $work/NAME.
-time_runs() {
-	local name=$1
-	shift
-	local i t0 t1
-	for ((i = 0; i < WARMUP; i++)); do "$@" >/dev/null 2>&1; done
-	: >"$work/t-$name"
+# Contenders are measured round-robin (one run of each per round), so the
+# load of a shared machine hits them alike.
+names=()
+declare -A cmds
+add() { names+=("$1"); cmds[$1]=$2; }
+
+# time_all: WARMUP rounds, then N timed rounds; durations (ms) in $work/t-NAME.
+time_all() {
+	local i name t0 t1
+	for ((i = 0; i < WARMUP; i++)); do
+		for name in "${names[@]}"; do eval "${cmds[$name]}" >/dev/null 2>&1; done
+	done
+	for name in "${names[@]}"; do : >"$work/t-$name"; done
 	for ((i = 0; i < N; i++)); do
-		t0=$EPOCHREALTIME
-		"$@" >/dev/null 2>&1 || { echo "bench-run: $name failed: $*" >&2; return 1; }
-		t1=$EPOCHREALTIME
-		echo "$t0 $t1" | awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' >>"$work/t-$name"
+		for name in "${names[@]}"; do
+			t0=$EPOCHREALTIME
+			eval "${cmds[$name]}" >/dev/null 2>&1 || { echo "bench-run: $name failed" >&2; return 1; }
+			t1=$EPOCHREALTIME
+			echo "$t0 $t1" | awk '{ printf "%.3f\n", ($2 - $1) * 1000 }' >>"$work/t-$name"
+		done
 	done
 }
 
@@ -77,9 +86,8 @@ stats() {
 		printf "%.1f %.1f %.1f\n", m, p, s / NR }'
 }
 
-echo "== minicompose container run --rm busybox true ($N runs)"
-time_runs minicompose mc container run --rm busybox true
-results=("minicompose $(stats minicompose)")
+echo "== minicompose container run --rm busybox true"
+add minicompose "mc container run --rm busybox true"
 
 # The same rootfs for runc: the image's (single) layer directory.
 if [ "${MC_BENCH_RUNC:-1}" = 1 ]; then
@@ -101,8 +109,7 @@ if [ "${MC_BENCH_RUNC:-1}" = 1 ]; then
 			runc --root "$work/runc-state" run --bundle "$bundle" "mc-bench-runc-$$-$n"
 		}
 		echo "== runc run (same rootfs, $(runc --version | head -1))"
-		time_runs runc runc_once
-		results+=("runc $(stats runc)")
+		add runc runc_once
 	else
 		echo "== runc: not available (apt-get install runc failed)"
 	fi
@@ -125,10 +132,9 @@ if [ "${MC_BENCH_DOCKER:-1}" = 1 ]; then
 			skopeo copy --quiet --src-tls-verify=false --dest-daemon-host "${DOCKER_HOST:-unix:///var/run/docker.sock}" \
 				"docker://$MC_TEST_REGISTRY/library/busybox:latest" \
 				docker-daemon:mc-bench-busybox:latest >"$work/skopeo.log" 2>&1; then
-			echo "== docker run --rm (docker $(docker version --format '{{.Server.Version}}' 2>/dev/null))"
-			time_runs docker docker run --rm --network none mc-bench-busybox:latest true
-			results+=("docker $(stats docker)")
-			docker rmi -f mc-bench-busybox:latest >/dev/null 2>&1 || true
+			echo "== docker run --rm --network none (docker $(docker version --format '{{.Server.Version}}' 2>/dev/null))"
+			docker_image=mc-bench-busybox:latest
+			add docker "docker run --rm --network none $docker_image true"
 		else
 			echo "== docker: daemon or image load failed here; skipped"
 			tail -3 "$work/dockerd.log" "$work/skopeo.log" 2>/dev/null | sed 's/^/   /'
@@ -137,6 +143,11 @@ if [ "${MC_BENCH_DOCKER:-1}" = 1 ]; then
 		echo "== docker: not available (apt-get install docker.io failed)"
 	fi
 fi
+
+echo "== $N rounds (+$WARMUP warm-up), round-robin"
+time_all
+results=()
+for name in "${names[@]}"; do results+=("$name $(stats "$name")"); done
 
 echo
 printf "%-12s %10s %10s %10s %12s\n" contender "median ms" "p90 ms" "mean ms" "vs minicompose"
