@@ -115,10 +115,24 @@ fn builds_every_instruction() {
     std::fs::remove_dir_all(&arch_src).unwrap();
     let c = ctx.path().to_str().unwrap();
 
-    let o = ok(r, &["image", "build", "-t", "mc-tour:1", "--build-arg", "GREETING=hi", c]);
+    let o = ok(
+        r,
+        &[
+            "image",
+            "build",
+            "-t",
+            "mc-tour:1",
+            "--build-arg",
+            "GREETING=hi",
+            c,
+        ],
+    );
     let err = stderr(&o);
     assert!(err.contains("[builder 2/3] RUN echo"), "{err}");
-    assert!(err.contains("naming to docker.io/library/mc-tour:1"), "{err}");
+    assert!(
+        err.contains("naming to docker.io/library/mc-tour:1"),
+        "{err}"
+    );
 
     let img = inspect(r, "mc-tour:1");
     let cfg = &img["Config"];
@@ -138,7 +152,10 @@ fn builds_every_instruction() {
         .iter()
         .map(|e| e.as_str().unwrap())
         .collect();
-    assert!(env.contains(&"APP_HOME=/srv/app") && env.contains(&"MODE=test"), "{env:?}");
+    assert!(
+        env.contains(&"APP_HOME=/srv/app") && env.contains(&"MODE=test"),
+        "{env:?}"
+    );
     // busybox's layer + COPY ×4 + ADD + RUN = 7 layers.
     assert_eq!(img["Layers"].as_array().unwrap().len(), 7, "{img}");
 
@@ -161,11 +178,35 @@ fn builds_every_instruction() {
     // --target stops at a stage; FROM a stage reuses its cached steps.
     let o = ok(
         r,
-        &["image", "build", "-t", "mc-tour:extra", "--target", "extra", "--build-arg", "GREETING=hi", c],
+        &[
+            "image",
+            "build",
+            "-t",
+            "mc-tour:extra",
+            "--target",
+            "extra",
+            "--build-arg",
+            "GREETING=hi",
+            c,
+        ],
     );
     assert!(stderr(&o).contains("CACHED"), "{}", stderr(&o));
-    let out = ok(r, &["container", "run", "--rm", "mc-tour:extra", "cat", "/extra.txt", "/built.txt"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "extra\nhi from the builder\n");
+    let out = ok(
+        r,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "mc-tour:extra",
+            "cat",
+            "/extra.txt",
+            "/built.txt",
+        ],
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "extra\nhi from the builder\n"
+    );
     let bad = mc_e2e::mc(r, &["image", "build", "--target", "nope", c]);
     assert_eq!(bad.status.code(), Some(1), "{}", text(&bad));
     assert_no_leftovers(r);
@@ -186,7 +227,10 @@ fn cache_per_step_and_no_cache() {
     )
     .unwrap();
     let first = ok(r, &["image", "build", "-t", "mc-cache", c]);
-    assert!(stderr(&first).contains("ran-the-step") || String::from_utf8_lossy(&first.stdout).contains("ran-the-step"));
+    assert!(
+        stderr(&first).contains("ran-the-step")
+            || String::from_utf8_lossy(&first.stdout).contains("ran-the-step")
+    );
     let id1 = inspect(r, "mc-cache")["Id"].clone();
 
     // Same input: every step CACHED, the same image id.
@@ -199,7 +243,12 @@ fn cache_per_step_and_no_cache() {
     // A changed file re-runs its COPY and everything after it.
     std::fs::write(ctx.path().join("ok.txt"), "changed\n").unwrap();
     let changed = ok(r, &["image", "build", "-t", "mc-cache", c]);
-    assert_eq!(stderr(&changed).matches("CACHED").count(), 0, "{}", stderr(&changed));
+    assert_eq!(
+        stderr(&changed).matches("CACHED").count(),
+        0,
+        "{}",
+        stderr(&changed)
+    );
     assert_ne!(inspect(r, "mc-cache")["Id"], id1);
     let out = ok(r, &["container", "run", "--rm", "mc-cache"]);
     assert_eq!(String::from_utf8_lossy(&out.stdout), "changed\n");
@@ -213,7 +262,11 @@ fn cache_per_step_and_no_cache() {
     // --no-cache runs every step again.
     let fresh = ok(r, &["image", "build", "--no-cache", "-t", "mc-cache", c]);
     assert_eq!(stderr(&fresh).matches("CACHED").count(), 0);
-    assert_ne!(inspect(r, "mc-cache")["Id"], id2, "the RUN wrote a new stamp");
+    assert_ne!(
+        inspect(r, "mc-cache")["Id"],
+        id2,
+        "the RUN wrote a new stamp"
+    );
     assert_no_leftovers(r);
 }
 
@@ -229,20 +282,20 @@ fn bad_input_is_one_clear_error_and_nothing_is_tagged() {
     std::fs::write(ctx.path().parent().unwrap().join("outside.txt"), "x").ok();
     let build = |file: &str, tag: &str| {
         let df = ctx.path().join(file);
-        mc_e2e::mc(r, &["image", "build", "-t", tag, "-f", df.to_str().unwrap(), c])
+        mc_e2e::mc(
+            r,
+            &["image", "build", "-t", tag, "-f", df.to_str().unwrap(), c],
+        )
     };
-    let last_line = |o: &Output| {
-        stderr(o)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string()
-    };
+    let last_line = |o: &Output| stderr(o).lines().last().unwrap_or_default().to_string();
 
     let o = build("syntax.Dockerfile", "mc-bad:syntax");
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let l = last_line(&o);
-    assert!(l.contains("line 3") && l.contains("unknown instruction: FRM"), "{l}");
+    assert!(
+        l.contains("line 3") && l.contains("unknown instruction: FRM"),
+        "{l}"
+    );
 
     let o = build("failing.Dockerfile", "mc-bad:run");
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
@@ -254,7 +307,10 @@ fn bad_input_is_one_clear_error_and_nothing_is_tagged() {
         "{l}"
     );
     let err = stderr(&o);
-    assert!(err.contains("first line") && err.contains("about to fail"), "the output's last lines: {err}");
+    assert!(
+        err.contains("first line") && err.contains("about to fail"),
+        "the output's last lines: {err}"
+    );
     // The step before the failure is cached; the failure is not.
     let o = build("failing.Dockerfile", "mc-bad:run");
     let err = stderr(&o);
@@ -264,12 +320,18 @@ fn bad_input_is_one_clear_error_and_nothing_is_tagged() {
     let o = build("missing.Dockerfile", "mc-bad:missing");
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let l = last_line(&o);
-    assert!(l.contains("missing.Dockerfile:2: COPY nothere.txt /x") && l.contains("not found"), "{l}");
+    assert!(
+        l.contains("missing.Dockerfile:2: COPY nothere.txt /x") && l.contains("not found"),
+        "{l}"
+    );
 
     let o = build("outside.Dockerfile", "mc-bad:outside");
     assert_eq!(o.status.code(), Some(1), "{}", text(&o));
     let l = last_line(&o);
-    assert!(l.contains("outside.Dockerfile:2: COPY ../outside.txt /x"), "{l}");
+    assert!(
+        l.contains("outside.Dockerfile:2: COPY ../outside.txt /x"),
+        "{l}"
+    );
 
     let o = build("unknown-image.Dockerfile", "mc-bad:from");
     assert_ne!(o.status.code(), Some(0), "{}", text(&o));
@@ -278,6 +340,91 @@ fn bad_input_is_one_clear_error_and_nothing_is_tagged() {
 
     // Nothing half-tagged.
     let ls = ok(r, &["image", "ls"]);
-    assert!(!String::from_utf8_lossy(&ls.stdout).contains("mc-bad"), "{}", text(&ls));
+    assert!(
+        !String::from_utf8_lossy(&ls.stdout).contains("mc-bad"),
+        "{}",
+        text(&ls)
+    );
     assert_no_leftovers(r);
+}
+
+#[test]
+fn push_then_pull_elsewhere() {
+    if skip() {
+        return;
+    }
+    let root = mc_e2e::temp_root();
+    let r = root.path();
+    let ctx = context("bad");
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nCOPY ok.txt /ok.txt\nCMD [\"cat\", \"/ok.txt\"]\n",
+    )
+    .unwrap();
+    let tag = format!(
+        "{}/test/mc-build-push:{}",
+        mc_e2e::registry(),
+        std::process::id()
+    );
+    ok(
+        r,
+        &["image", "build", "-t", &tag, ctx.path().to_str().unwrap()],
+    );
+    let o = ok(r, &["image", "push", &tag]);
+    assert!(stderr(&o).contains("digest: sha256:"), "{}", text(&o));
+    // Again: every blob is already there.
+    let o = ok(r, &["image", "push", &tag]);
+    assert_eq!(
+        stderr(&o).matches("Layer already exists").count(),
+        3,
+        "{}",
+        text(&o)
+    );
+    let elsewhere = mc_e2e::temp_root();
+    let o = ok(elsewhere.path(), &["container", "run", "--rm", &tag]);
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "ok\n");
+
+    // A registry with Basic auth: refused without credentials, accepted after login.
+    let Ok(basic) = std::env::var("MC_TEST_REGISTRY_BASIC") else {
+        return;
+    };
+    let config = tempfile::tempdir().unwrap();
+    let run = |args: &[&str], stdin: &str| {
+        use std::io::Write;
+        let mut c = Command::new(mc_e2e::bin())
+            .env("DOCKER_CONFIG", config.path())
+            .arg("--root")
+            .arg(r)
+            .args(args)
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        c.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+        c.wait_with_output().unwrap()
+    };
+    let private = format!("{basic}/test/mc-build-push:{}", std::process::id());
+    ok(
+        r,
+        &[
+            "image",
+            "build",
+            "-t",
+            &private,
+            ctx.path().to_str().unwrap(),
+        ],
+    );
+    let o = run(&["image", "push", &private], "");
+    assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+    assert!(stderr(&o).contains("minicompose login"), "{}", text(&o));
+    let user = std::env::var("MC_TEST_REGISTRY_USER").unwrap();
+    let password = std::env::var("MC_TEST_REGISTRY_PASSWORD").unwrap();
+    let o = run(
+        &["login", "-u", &user, "--password-stdin", &basic],
+        &password,
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = run(&["image", "push", &private], "");
+    assert!(o.status.success(), "{}", text(&o));
 }

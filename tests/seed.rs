@@ -105,7 +105,10 @@ fn tutorial_end_to_end() {
         read_until(&master, &mut out, "Attaching to", Duration::from_secs(180)),
         "{out}"
     );
-    assert!(out.contains("RUN pip install -r requirements.txt"), "the web image is built: {out}");
+    assert!(
+        out.contains("RUN pip install -r requirements.txt"),
+        "the web image is built: {out}"
+    );
     for n in 1..=3 {
         assert_eq!(get(), hits(n), "{out}");
     }
@@ -117,8 +120,8 @@ fn tutorial_end_to_end() {
     // Both services' logs, each prefix in its color (cyan, yellow, …) as compose does.
     for name in ["mcseed-redis-1", "mcseed-web-1"] {
         assert!(
-            out.lines().any(|l| l.contains("\x1b[") && l.contains(&format!("{name}"))
-                && l.contains(" |")),
+            out.lines()
+                .any(|l| l.contains("\x1b[") && l.contains(&format!("{name}")) && l.contains(" |")),
             "colored {name} logs: {out}"
         );
     }
@@ -145,13 +148,22 @@ fn tutorial_end_to_end() {
         let l = lines.iter().find(|l| l.starts_with(svc)).expect(svc);
         assert!(l.contains(" Up "), "{table}");
     }
-    let web = lines.iter().find(|l| l.starts_with("mcseed-web-1")).unwrap();
+    let web = lines
+        .iter()
+        .find(|l| l.starts_with("mcseed-web-1"))
+        .unwrap();
     assert!(web.contains("0.0.0.0:8000->5000/tcp"), "{table}");
-    assert!(web.contains("mcseed-web"), "image named <project>-<service>: {table}");
+    assert!(
+        web.contains("mcseed-web"),
+        "image named <project>-<service>: {table}"
+    );
 
     // `top`.
     let top = s.ok(&["top"]);
-    assert!(top.contains("redis-server") && top.contains("python app.py"), "{top}");
+    assert!(
+        top.contains("redis-server") && top.contains("python app.py"),
+        "{top}"
+    );
 
     // `logs -f` follows new lines.
     let mut follow = s

@@ -71,6 +71,8 @@ enum Command {
     Rm(cmd::compose::RmArgs),
     /// Build or rebuild services
     Build(cmd::build::ComposeBuildArgs),
+    /// Push service images
+    Push(cmd::build::ComposePushArgs),
     /// Pull service images
     Pull(cmd::compose::PullArgs),
     /// Print the public port for a port binding
@@ -124,6 +126,7 @@ fn main() {
         Command::Kill(a) => cmd::compose::kill(&cli.global, a),
         Command::Rm(a) => cmd::compose::rm(&cli.global, a),
         Command::Build(a) => cmd::build::compose_build(&cli.global, a),
+        Command::Push(a) => cmd::build::compose_push(&cli.global, a),
         Command::Pull(a) => cmd::compose::pull(&cli.global, a),
         Command::Port(a) => cmd::compose::port(&cli.global, a),
         Command::Images(a) => cmd::compose::images(&cli.global, a),

@@ -8,6 +8,7 @@
 //! - [`layer`]: a layer directory → a deterministic gzip tar (whiteouts
 //!   converted); lookups in a stack of layers.
 //! - [`cache`]: the per-step build cache under `<root>/build-cache/`.
+//! - [`push`]: send a stored image to its registry.
 //!
 //! The process must be single-threaded when a RUN starts (mc_runtime forks
 //! and clones): pulls go through `mc_image::ensure_blocking`, which returns
@@ -16,6 +17,7 @@
 pub mod cache;
 pub mod copy_step;
 pub mod layer;
+pub mod push;
 pub mod run_step;
 
 use std::collections::BTreeMap;

@@ -95,26 +95,36 @@ fn pull_options(g: &Global) -> mc_image::PullOptions {
     }
 }
 
-/// Silence stderr (the build's progress) while `f` runs, for `-q`.
+/// Silence stdout and stderr (the build's progress and RUN output) while
+/// `f` runs, for `-q`.
 fn quietly<T>(quiet: bool, f: impl FnOnce() -> T) -> T {
+    use std::os::fd::AsRawFd;
     if !quiet {
         return f();
     }
-    // SAFETY: plain fd juggling on our own stderr.
-    let saved = unsafe { libc::dup(2) };
-    let null = std::fs::OpenOptions::new().write(true).open("/dev/null");
-    if let (true, Ok(null)) = (saved >= 0, null) {
-        use std::os::fd::AsRawFd;
-        unsafe { libc::dup2(null.as_raw_fd(), 2) };
-        let out = f();
-        unsafe {
-            libc::dup2(saved, 2);
-            libc::close(saved);
-        }
-        out
-    } else {
-        f()
+    let Ok(null) = std::fs::OpenOptions::new().write(true).open("/dev/null") else {
+        return f();
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    // SAFETY: plain fd juggling on our own stdout/stderr, restored below.
+    let saved = unsafe { [libc::dup(1), libc::dup(2)] };
+    if saved.iter().any(|fd| *fd < 0) {
+        return f();
     }
+    unsafe {
+        libc::dup2(null.as_raw_fd(), 1);
+        libc::dup2(null.as_raw_fd(), 2);
+    }
+    let out = f();
+    let _ = std::io::stdout().flush();
+    unsafe {
+        libc::dup2(saved[0], 1);
+        libc::dup2(saved[1], 2);
+        libc::close(saved[0]);
+        libc::close(saved[1]);
+    }
+    out
 }
 
 /// `image build`.
@@ -310,4 +320,63 @@ pub fn for_up(
         }
     }
     Ok(())
+}
+
+#[derive(Args, Debug)]
+pub struct ImagePushArgs {
+    /// Image to push (name[:tag]); its registry is part of the name
+    pub image: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ComposePushArgs {
+    /// Push what can be pushed, ignoring failures
+    #[arg(long = "ignore-push-failures")]
+    pub ignore_push_failures: bool,
+    /// Push without printing progress
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Services whose images to push (default: all with an image or a build)
+    pub services: Vec<String>,
+}
+
+/// `image push`.
+pub fn image_push(g: &Global, a: ImagePushArgs) -> anyhow::Result<i32> {
+    let store = mc_image::Store::open(&g.root)?;
+    mc_build::exec::push::push(&store, &a.image).map_err(build_err)?;
+    Ok(0)
+}
+
+/// Compose `push [SERVICE…]`: each service's image (`image:` or its built
+/// `<project>-<service>` name), as docker compose does.
+pub fn compose_push(g: &Global, a: ComposePushArgs) -> anyhow::Result<i32> {
+    let project = mc_compose::load(&super::config::load_options(g, false))?;
+    for s in &a.services {
+        if !project.services.contains_key(s) {
+            return Err(user_error(format!("no such service: {s}")));
+        }
+    }
+    let store = mc_image::Store::open(&g.root)?;
+    for (name, s) in &project.services {
+        if !a.services.is_empty() && !a.services.contains(name) {
+            continue;
+        }
+        if s.image.is_none() && s.build.is_none() {
+            continue;
+        }
+        let image = service_image(&project.name, name, s);
+        if !a.quiet {
+            eprintln!(" Service {name}  Pushing {image}");
+        }
+        match quietly(a.quiet, || mc_build::exec::push::push(&store, &image)) {
+            Ok(_) => {
+                if !a.quiet {
+                    eprintln!(" Service {name}  Pushed");
+                }
+            }
+            Err(e) if a.ignore_push_failures => eprintln!("WARN[0000] service {name}: {e}"),
+            Err(e) => return Err(build_err(e)),
+        }
+    }
+    Ok(0)
 }

@@ -43,6 +43,8 @@ pub enum ImageCmd {
     Import { tarball: String, reference: String },
     /// Build an image from a Dockerfile
     Build(super::build::ImageBuildArgs),
+    /// Upload an image to its registry
+    Push(super::build::ImagePushArgs),
 }
 
 #[derive(Args)]
@@ -103,6 +105,7 @@ pub fn run(g: &Global, cmd: ImageCmd) -> anyhow::Result<i32> {
         ImageCmd::Export { image, dir } => export(&store, &image, &dir),
         ImageCmd::Import { tarball, reference } => import(&store, &tarball, &reference),
         ImageCmd::Build(a) => super::build::image_build(g, a),
+        ImageCmd::Push(a) => super::build::image_push(g, a),
     }
 }
 
