@@ -407,12 +407,7 @@ fn collect_env(files: &[PathBuf], flags: &[String]) -> anyhow::Result<Vec<String
     Ok(out)
 }
 
-fn parse_mounts(
-    root: &Path,
-    volumes: &[String],
-    tmpfs: &[String],
-) -> anyhow::Result<Vec<MountSpec>> {
-    let _ = root;
+fn parse_mounts(volumes: &[String], tmpfs: &[String]) -> anyhow::Result<Vec<MountSpec>> {
     let mut out = Vec::new();
     for v in volumes {
         let parts: Vec<&str> = v.split(':').collect();
@@ -496,12 +491,7 @@ fn seccomp_enabled(opts: &[String]) -> anyhow::Result<bool> {
     Ok(on)
 }
 
-fn build_spec(
-    g: &Global,
-    rt: &Runtime,
-    a: &RunArgs,
-    img: ImageDefaults,
-) -> anyhow::Result<ContainerSpec> {
+fn build_spec(g: &Global, a: &RunArgs, img: ImageDefaults) -> anyhow::Result<ContainerSpec> {
     let id = mc_runtime::state::new_id();
     let name = match &a.name {
         Some(n) => {
@@ -557,7 +547,6 @@ fn build_spec(
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
         labels.insert(k.to_string(), v.to_string());
     }
-    let _ = rt;
     Ok(ContainerSpec {
         id,
         name,
@@ -580,7 +569,7 @@ fn build_spec(
         tty: a.tty,
         open_stdin: a.interactive,
         network,
-        mounts: parse_mounts(&g.root, &a.volume, &a.tmpfs)?,
+        mounts: parse_mounts(&a.volume, &a.tmpfs)?,
         read_only: a.read_only,
         privileged: a.privileged,
         caps: mc_runtime::caps::resolve(&a.cap_add, &a.cap_drop, a.privileged)?,
@@ -601,7 +590,7 @@ fn run_container(g: &Global, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     // Validate flags before touching the image store or the registry.
     let _ = seccomp_enabled(&a.security_opt)?;
     let img = image_defaults(g, &a)?;
-    let spec = build_spec(g, rt, &a, img)?;
+    let spec = build_spec(g, &a, img)?;
     let mut files = EtcFiles::defaults(&spec.hostname, &spec.network);
     if spec.network != "host" {
         let (hosts, resolv) = container_net::default_files(&a.net, &spec.hostname)?;
