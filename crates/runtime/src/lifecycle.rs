@@ -354,6 +354,16 @@ impl Runtime {
                 n => libc::_exit(if n < 0 { 125 } else { 0 }),
             }
         }
+        // The monitor outlives the CLI: keep none of the fds the caller
+        // inherited or opened (a caller's pipe would never see EOF).
+        let keep = rep_w.as_raw_fd() as u32;
+        // SAFETY: closing fds nothing in this process will use again (we _exit).
+        unsafe {
+            if keep > 3 {
+                libc::syscall(libc::SYS_close_range, 3u32, keep - 1, 0u32);
+            }
+            libc::syscall(libc::SYS_close_range, keep + 1, u32::MAX, 0u32);
+        }
         let code = self.monitor_child(rec, keep_stdin_open, hook, teardown, rep_w);
         // SAFETY: leave without running the caller's destructors.
         unsafe { libc::_exit(code) }
