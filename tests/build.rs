@@ -156,8 +156,8 @@ fn builds_every_instruction() {
         env.contains(&"APP_HOME=/srv/app") && env.contains(&"MODE=test"),
         "{env:?}"
     );
-    // busybox's layer + COPY ×4 + ADD + RUN = 7 layers.
-    assert_eq!(img["Layers"].as_array().unwrap().len(), 7, "{img}");
+    // busybox's layer + COPY ×4 + ADD + RUN + COPY = 8 layers.
+    assert_eq!(img["Layers"].as_array().unwrap().len(), 8, "{img}");
 
     // The CMD runs through the ENTRYPOINT.
     let o = ok(r, &["container", "run", "--rm", "mc-tour:1"]);
@@ -166,12 +166,12 @@ fn builds_every_instruction() {
         r,
         "mc-tour:1",
         "cd /srv/app && ls && cat sub/deep.txt /srv/from-builder.txt /srv/unpacked/inner/file.txt ran.txt; \
-         stat -c '%u:%g' /srv/owned.txt; test -e /etc/group || echo no-group; test -e secret.key || echo ignored-ok; pwd; id -u",
+         stat -c '%u:%g' /srv/owned.txt; cat /real/b.txt; readlink /linked; test -e /etc/group || echo no-group; test -e secret.key || echo ignored-ok; pwd; id -u",
     );
     assert_eq!(
         files,
         "a.txt\nb.txt\nowned.txt\nran.txt\nsub\ndeep\nhi from the builder\nexec-form\nfrom the archive\nran\n\
-         65534:65534\nno-group\nignored-ok\n/srv/app\n65534\n",
+         65534:65534\nb\n/real\nno-group\nignored-ok\n/srv/app\n65534\n",
         "the image's files"
     );
 

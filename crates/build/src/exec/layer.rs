@@ -272,6 +272,60 @@ impl<'a> LayerStack<'a> {
         None
     }
 
+    /// Resolve symlinks along an absolute image path as the image sees them
+    /// (absolute targets start at the image root, `..` stops there), like a
+    /// COPY destination in Docker: `/var/run/x` with `/var/run -> /run` is
+    /// `/run/x`. The last component is followed only with `follow_last`.
+    pub fn resolve(&self, path: &str, follow_last: bool) -> String {
+        let mut todo: Vec<String> = path
+            .split('/')
+            .filter(|c| !c.is_empty() && *c != ".")
+            .rev()
+            .map(str::to_string)
+            .collect();
+        let mut done: Vec<String> = Vec::new();
+        let mut hops = 0;
+        while let Some(c) = todo.pop() {
+            if c == ".." {
+                done.pop();
+                continue;
+            }
+            let last = todo.is_empty();
+            done.push(c);
+            if last && !follow_last {
+                break;
+            }
+            let Some(f) = self.find(&done.join("/")) else {
+                continue;
+            };
+            if !f.meta.file_type().is_symlink() {
+                continue;
+            }
+            hops += 1;
+            if hops > 40 {
+                // A loop: leave the path as written.
+                let parts: Vec<&str> = path.split('/').filter(|c| !c.is_empty()).collect();
+                return format!("/{}", parts.join("/"));
+            }
+            let Ok(target) = fs::read_link(&f.host) else {
+                continue;
+            };
+            let target = target.to_string_lossy().into_owned();
+            done.pop();
+            if target.starts_with('/') {
+                done.clear();
+            }
+            todo.extend(
+                target
+                    .split('/')
+                    .filter(|c| !c.is_empty() && *c != ".")
+                    .rev()
+                    .map(str::to_string),
+            );
+        }
+        format!("/{}", done.join("/"))
+    }
+
     /// Read a small file (e.g. `etc/passwd`) of the merged view.
     pub fn read_to_string(&self, rel: &str) -> Option<String> {
         let f = self.find(rel)?;
@@ -379,5 +433,32 @@ mod tests {
             .unwrap()
             .starts_with("root"));
         assert!(s.find("nope").is_none());
+    }
+
+    #[test]
+    fn resolves_destination_symlinks_inside_the_image() {
+        let d = tempfile::tempdir().unwrap();
+        let lo = d.path().join("lo");
+        fs::create_dir_all(lo.join("run")).unwrap();
+        fs::create_dir_all(lo.join("var")).unwrap();
+        symlink("/run", lo.join("var/run")).unwrap();
+        symlink("../../etc", lo.join("var/up")).unwrap();
+        symlink("loop", lo.join("loop")).unwrap();
+        let layers = vec![lo];
+        let s = LayerStack::new(&layers);
+        assert_eq!(s.resolve("/var/run/x.pid", false), "/run/x.pid");
+        assert_eq!(s.resolve("/var/run", true), "/run");
+        assert_eq!(s.resolve("/var/run", false), "/var/run");
+        assert_eq!(
+            s.resolve("/var/up/passwd", false),
+            "/etc/passwd",
+            "`..` stops at the root"
+        );
+        assert_eq!(s.resolve("/new/dir/", true), "/new/dir");
+        assert_eq!(
+            s.resolve("/loop/x", false),
+            "/loop/x",
+            "a loop stays as written"
+        );
     }
 }

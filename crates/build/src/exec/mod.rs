@@ -623,6 +623,16 @@ impl Builder<'_> {
             .copy_dest
             .clone()
             .ok_or_else(|| Error::Other(anyhow::anyhow!("internal: COPY without destination")))?;
+        // Follow the image's symlinks in the destination, as Docker does.
+        let trailing = dest.ends_with('/');
+        let resolved = lower.resolve(&dest, trailing);
+        if resolved != dest.trim_end_matches('/') && !(resolved == "/" && dest == "/") {
+            dest = if trailing && resolved != "/" {
+                format!("{resolved}/")
+            } else {
+                resolved
+            };
+        }
         let selected = if c.sources.is_empty() {
             Vec::new()
         } else {
