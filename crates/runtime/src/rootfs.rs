@@ -137,41 +137,46 @@ fn page_size() -> usize {
 /// Mount the overlay of the image layers on `<dir>/rootfs`. When the
 /// option string would not fit in a page, use short relative links
 /// `l/<n>` made in the container dir (we chdir there to mount).
-fn mount_overlay(cfg: &InitConfig, target: &Path) -> Result<()> {
-    let dir = &cfg.container_dir;
-    let upper = dir.join("upper");
-    let work = dir.join("work");
-    let full: Vec<String> = cfg
-        .spec
-        .layers
+/// The overlay mount data: absolute paths when they fit in a page (less
+/// one byte for the NUL), else `l/<n>` links relative to the container dir
+/// (returned `true`: the caller makes the links and mounts from that dir).
+/// Layers are given lowest first; overlay wants the highest first.
+fn overlay_data(layers: &[PathBuf], dir: &Path, page: usize) -> Result<(String, bool)> {
+    let full: Vec<String> = layers
         .iter()
         .rev()
         .map(|p| p.display().to_string())
         .collect();
-    let mut data = format!(
+    let data = format!(
         "lowerdir={},upperdir={},workdir={}",
         full.join(":"),
-        upper.display(),
-        work.display()
+        dir.join("upper").display(),
+        dir.join("work").display()
     );
-    if data.len() + 1 > page_size() {
+    if data.len() < page {
+        return Ok((data, false));
+    }
+    let short: Vec<String> = (0..layers.len()).rev().map(|i| format!("l/{i}")).collect();
+    let data = format!("lowerdir={},upperdir=upper,workdir=work", short.join(":"));
+    if data.len() >= page {
+        bail!("{} layers do not fit in one overlay mount", layers.len());
+    }
+    Ok((data, true))
+}
+
+fn mount_overlay(cfg: &InitConfig, target: &Path) -> Result<()> {
+    let dir = &cfg.container_dir;
+    let work = dir.join("work");
+    let (data, short) = overlay_data(&cfg.spec.layers, dir, page_size())?;
+    if short {
         let links = dir.join("l");
         fs::create_dir_all(&links)?;
-        let mut short = Vec::new();
-        for (i, layer) in cfg.spec.layers.iter().enumerate().rev() {
+        for (i, layer) in cfg.spec.layers.iter().enumerate() {
             let l = links.join(i.to_string());
             let _ = fs::remove_file(&l);
             symlink(layer, &l)?;
-            short.push(format!("l/{i}"));
         }
         std::env::set_current_dir(dir)?;
-        data = format!("lowerdir={},upperdir=upper,workdir=work", short.join(":"));
-        if data.len() + 1 > page_size() {
-            bail!(
-                "{} layers do not fit in one overlay mount",
-                cfg.spec.layers.len()
-            );
-        }
     }
     // `volatile` (Linux 5.10+): no syncs of the upper dir, above all none at
     // unmount, which otherwise costs a journal commit per container exit.
@@ -590,6 +595,26 @@ pub fn harden(cfg: &InitConfig) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn overlay_data_fits_a_page() {
+        let dir = Path::new("/var/lib/minicompose/containers/abc");
+        let few: Vec<PathBuf> = (0..3).map(|i| PathBuf::from(format!("/l/{i}"))).collect();
+        let (d, short) = overlay_data(&few, dir, 4096).unwrap();
+        assert!(!short);
+        assert!(d.starts_with(
+            "lowerdir=/l/2:/l/1:/l/0,upperdir=/var/lib/minicompose/containers/abc/upper,"
+        ));
+        let long = "/var/lib/minicompose/layers/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef/diff";
+        let many: Vec<PathBuf> = (0..128).map(|_| PathBuf::from(long)).collect();
+        let (d, short) = overlay_data(&many, dir, 4096).unwrap();
+        assert!(short);
+        assert!(d.len() < 4096);
+        assert!(d.starts_with("lowerdir=l/127:l/126:"));
+        assert!(d.ends_with("l/0,upperdir=upper,workdir=work"));
+        let too_many: Vec<PathBuf> = (0..1000).map(|_| PathBuf::from(long)).collect();
+        assert!(overlay_data(&too_many, dir, 4096).is_err());
+    }
 
     #[test]
     fn secure_join_stays_inside() {
