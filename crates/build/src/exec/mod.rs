@@ -309,9 +309,18 @@ impl Builder<'_> {
             }
         };
         let from_line = at(self.req, stage.line, &stage.original);
-        let t = self
-            .progress
-            .start(&format!("{} {}", tag(1), stage.original.trim()));
+        // BuildKit shows the resolved base: `FROM docker.io/library/busybox:latest`.
+        let from_what = match &node.base {
+            Base::Scratch => "scratch".to_string(),
+            Base::Stage(j) => plan.graph.nodes[*j]
+                .name
+                .clone()
+                .unwrap_or_else(|| format!("stage-{j}")),
+            Base::Image(r) => mc_image::Reference::parse(r)
+                .map(|p| p.to_string())
+                .unwrap_or_else(|_| r.clone()),
+        };
+        let t = self.progress.start(&format!("{} FROM {from_what}", tag(1)));
         let (mut layers, mut descriptors, base_json, mut key) = match &node.base {
             Base::Scratch => (
                 Vec::new(),
@@ -497,14 +506,24 @@ impl Builder<'_> {
             return None;
         }
         let e = self.cache.get(key, &self.store);
-        if e.is_some() {
+        if let Some(hit) = &e {
             self.steps_cached += 1;
+            tracing::info!(
+                target: "explain::build",
+                "cache hit {key}: layer {}",
+                hit.layer.as_ref().map_or("(none: empty diff)", |l| l.diff_id.as_str())
+            );
         }
         e
     }
 
     fn remember(&mut self, key: &str, e: &cache::Entry) -> Result<(), Error> {
         self.steps_run += 1;
+        tracing::info!(
+            target: "explain::build",
+            "cache entry {key} -> {}",
+            self.req.root.join("build-cache").display()
+        );
         self.cache.put(key, e).map_err(Error::Other)
     }
 
@@ -537,6 +556,7 @@ impl Builder<'_> {
             return Ok(None);
         }
         let tmp = self.scratch.add(self.store.tmp_path("layer.tar.gz"));
+        tracing::info!(target: "explain::build", "layer tar of {} -> {}", dir.display(), tmp.display());
         let f = std::fs::File::create(&tmp).map_err(|e| Error::Other(e.into()))?;
         let mut w = std::io::BufWriter::new(f);
         layer::write_layer(dir, &mut w, skip).map_err(Error::Other)?;
@@ -697,6 +717,7 @@ impl Builder<'_> {
         lower: &layer::LayerStack<'_>,
     ) -> Result<cache::Entry, Error> {
         let staging = self.scratch.add(self.store.tmp_path("copy"));
+        tracing::info!(target: "explain::build", "COPY into the layer directory {}", staging.display());
         std::fs::create_dir_all(&staging).map_err(|e| Error::Other(e.into()))?;
         let archive_paths: Vec<&Path> = p.archives.iter().map(|a| a.host_path.as_path()).collect();
         let items: Vec<context::CopyItem> = p
