@@ -685,3 +685,70 @@ fn whiteouts_overlay_and_copy_agree() {
     ));
     assert_eq!(copied, expected);
 }
+
+#[test]
+fn explain_shows_every_host_visible_step() {
+    let rt = Rt::new();
+    stdout_of(&rt.run(&[], &["true"])); // pull first: the explain run below is the container only
+    let out = rt.mc(&["--explain", "container", "run", "--rm", IMAGE, "true"]);
+    assert_eq!(out.status.code(), Some(0));
+    let err = text(&out.stderr);
+    for needle in [
+        "clone: clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)",
+        "cgroup: mkdir ",
+        "cgroup: join: write ",
+        "mount: mount overlay on ",
+        "mount: mount proc on ",
+        "rootfs: pivot_root(",
+        "seccomp: install Docker's default profile",
+        "caps: bounding = permitted = effective = 0x00000000a80425fb",
+        "exec: execve /bin/true",
+        "cgroup: rmdir ",
+    ] {
+        assert!(err.contains(needle), "--explain lacks {needle:?}:\n{err}");
+    }
+    assert!(
+        err.lines().all(|l| l.starts_with("[+")),
+        "every line is timed:\n{err}"
+    );
+}
+
+#[test]
+fn foreground_run_forwards_signals() {
+    let rt = Rt::new();
+    stdout_of(&rt.run(&[], &["true"]));
+    let mut child = Command::new(mc_e2e::bin())
+        .arg("--root")
+        .arg(rt.path())
+        .args([
+            "container",
+            "run",
+            "--rm",
+            IMAGE,
+            "sh",
+            "-c",
+            "trap 'exit 9' TERM; echo ready; while true; do sleep 0.1; done",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let status = child.wait().unwrap();
+    assert_eq!(
+        status.code(),
+        Some(9),
+        "the CLI forwards SIGTERM and exits with the container's code"
+    );
+    wait_for(
+        "--rm to remove the container",
+        Duration::from_secs(5),
+        || rt.ids().is_empty(),
+    );
+}
