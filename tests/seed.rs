@@ -121,7 +121,7 @@ fn tutorial_end_to_end() {
     for name in ["mcseed-redis-1", "mcseed-web-1"] {
         assert!(
             out.lines()
-                .any(|l| l.contains("\x1b[") && l.contains(&format!("{name}")) && l.contains(" |")),
+                .any(|l| l.contains("\x1b[") && l.contains(name) && l.contains(" |")),
             "colored {name} logs: {out}"
         );
     }
