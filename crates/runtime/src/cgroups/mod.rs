@@ -233,9 +233,10 @@ impl Cgroup {
                 continue;
             }
             tracing::info!(target: "explain::cgroup", "rmdir {}", d.display());
-            // A just-reaped process can keep the cgroup busy for a moment.
+            // A just-reaped process can keep the cgroup busy for a moment
+            // (longer on a loaded machine): retry for up to 5 s.
             let mut last = None;
-            for _ in 0..100 {
+            for _ in 0..500 {
                 match fs::remove_dir(d) {
                     Ok(()) => {
                         last = None;
