@@ -340,9 +340,13 @@ fn stop_waits_the_grace_period_then_kills() {
         &[
             "sh",
             "-c",
-            "trap 'exit 7' USR1; while true; do sleep 0.1; done",
+            "trap 'exit 7' USR1; echo ready; while true; do sleep 0.1; done",
         ],
     );
+    // PID 1 drops signals it has no handler for: wait for the trap.
+    wait_for("the trap to be set", Duration::from_secs(5), || {
+        text(&rt.mc(&["container", "logs", "trapper"]).stdout).contains("ready")
+    });
     stdout_of(&rt.mc(&["container", "kill", "-s", "USR1", "trapper"]));
     wait_for("trapper to exit", Duration::from_secs(5), || {
         rt.inspect("trapper")["State"]["Status"] == "exited"
@@ -363,12 +367,13 @@ fn init_reaps_zombies() {
     };
     rt.detach("noinit", &[], &["sh", "-c", script]);
     rt.detach("withinit", &["--init"], &["sh", "-c", script]);
-    std::thread::sleep(Duration::from_millis(800));
-    assert_eq!(
-        zombies("noinit"),
-        1,
-        "without --init the orphan stays a zombie"
+    // Without --init the orphan stays a zombie.
+    wait_for(
+        "the orphan to become a zombie",
+        Duration::from_secs(10),
+        || zombies("noinit") == 1,
     );
+    // By now the other container's orphan has exited too.
     assert_eq!(zombies("withinit"), 0, "--init reaps it");
     let top = stdout_of(&rt.mc(&["container", "top", "withinit"]));
     assert!(
@@ -418,7 +423,7 @@ fn logs_and_detached_survival() {
     let id = rt.detach(
         "talker",
         &[],
-        &["sh", "-c", "echo out; echo err >&2; sleep 1; echo late"],
+        &["sh", "-c", "echo out; echo err >&2; sleep 2; echo late"],
     );
     // The CLI has exited; the monitor keeps the container and its log.
     let ls = stdout_of(&rt.mc(&["container", "ls"]));
