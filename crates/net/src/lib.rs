@@ -27,7 +27,7 @@ pub mod state;
 pub mod sysctl;
 
 pub use dns::DnsLauncher;
-pub use manager::{AttachRequest, CreateRequest, Networks};
+pub use manager::{host_veth_name, AttachRequest, CreateRequest, Networks};
 pub use ports::{PortMapping, Proto};
 pub use state::{Endpoint, NetnsRef, Network};
 

@@ -21,6 +21,16 @@ pub struct NetLock {
 
 impl NetLock {
     pub fn acquire(path: &Path) -> Result<NetLock, Error> {
+        Self::lock(path, true)?
+            .ok_or_else(|| anyhow::anyhow!("lock {} not taken", path.display()).into())
+    }
+
+    /// Take the lock only if nobody holds it.
+    pub fn try_acquire(path: &Path) -> Result<Option<NetLock>, Error> {
+        Self::lock(path, false)
+    }
+
+    fn lock(path: &Path, wait: bool) -> Result<Option<NetLock>, Error> {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         }
@@ -32,17 +42,25 @@ impl NetLock {
             .with_context(|| format!("opening lock {}", path.display()))?;
         loop {
             // SAFETY: flock on an fd we own.
-            let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+            let op = if wait {
+                libc::LOCK_EX
+            } else {
+                libc::LOCK_EX | libc::LOCK_NB
+            };
+            let rc = unsafe { libc::flock(file.as_raw_fd(), op) };
             if rc == 0 {
                 break;
             }
             let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::WouldBlock {
+                return Ok(None);
+            }
             if err.kind() != std::io::ErrorKind::Interrupted {
                 return Err(anyhow::Error::new(err)
                     .context(format!("locking {}", path.display()))
                     .into());
             }
         }
-        Ok(NetLock { _file: file })
+        Ok(Some(NetLock { _file: file }))
     }
 }

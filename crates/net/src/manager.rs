@@ -70,7 +70,7 @@ fn random_hex(bytes: usize) -> Result<String, Error> {
 }
 
 /// Host end of a container's veth: `mcv` + 8 hex of a hash.
-fn host_veth_name(container_id: &str, network_id: &str) -> String {
+pub fn host_veth_name(container_id: &str, network_id: &str) -> String {
     let key = format!("{container_id}/{network_id}");
     format!("mcv{}", firewall::root_key(Path::new(&key)))
 }
@@ -200,12 +200,51 @@ impl Networks {
             )));
         }
         let existing = self.store.networks()?;
-        let (routes, addrs, mtu) = block_on(async {
+        let net = {
+            // Host-wide: two roots must not pick the same free subnet.
+            let _host = NetLock::acquire(Path::new(crate::lock::HOST_LOCK))?;
+            let net = self.choose_and_save(req, &existing)?;
+            let made = (|| {
+                block_on(async {
+                    let nl = Netlink::host()?;
+                    let mtu = netlink::default_route_mtu(&nl).await?;
+                    netlink::ensure_bridge(
+                        &nl,
+                        &net.bridge,
+                        net.gateway,
+                        net.subnet.prefix_len(),
+                        mtu,
+                    )
+                    .await
+                })?;
+                sysctl::for_bridge(&net.bridge)
+            })();
+            if let Err(e) = made {
+                let _ = self.store.delete_network(&net.name);
+                let _ = block_on(async { Netlink::host()?.delete_link(&net.bridge).await });
+                return Err(e);
+            }
+            net
+        };
+        let mut all = existing.clone();
+        all.push(net.clone());
+        if let Err(e) = self.sync(&all) {
+            let _ = self.store.delete_network(&net.name);
+            let _ = block_on(async { Netlink::host()?.delete_link(&net.bridge).await });
+            let _ = self.rebuild();
+            return Err(e);
+        }
+        Ok(net)
+    }
+
+    /// Pick (or check) the subnet against the host's routes and addresses
+    /// and the other networks, and record the network.
+    fn choose_and_save(&self, req: &CreateRequest, existing: &[Network]) -> Result<Network, Error> {
+        let (routes, addrs) = block_on(async {
             let nl = Netlink::host()?;
             Ok((
                 netlink::host_routes(&nl).await?,
                 netlink::host_ipv4_nets(&nl).await?,
-                netlink::default_route_mtu(&nl).await?,
             ))
         })?;
         let mut taken: Vec<(Ipv4Net, String)> = Vec::new();
@@ -245,25 +284,14 @@ impl Networks {
                 .unwrap_or(0),
             labels: req.labels.clone(),
         };
-        tracing::info!(target: "explain::ipam", "network {} gets subnet {} gateway {}", net.name, net.subnet, net.gateway);
+        tracing::info!(
+            target: "explain::ipam",
+            "network {} gets subnet {} gateway {}",
+            net.name,
+            net.subnet,
+            net.gateway
+        );
         self.store.save_network(&net)?;
-        let result = (|| {
-            block_on(async {
-                let nl = Netlink::host()?;
-                netlink::ensure_bridge(&nl, &net.bridge, net.gateway, net.subnet.prefix_len(), mtu)
-                    .await
-            })?;
-            sysctl::for_bridge(&net.bridge)?;
-            let mut all = existing.clone();
-            all.push(net.clone());
-            self.sync(&all)
-        })();
-        if let Err(e) = result {
-            let _ = self.store.delete_network(&net.name);
-            let _ = block_on(async { Netlink::host()?.delete_link(&net.bridge).await });
-            let _ = self.rebuild();
-            return Err(e);
-        }
         Ok(net)
     }
 

@@ -94,7 +94,8 @@ async fn serve_control(conn: UnixStream, answer: &str) -> std::io::Result<()> {
 
 /// Exit when, under the root's lock (so no attach runs concurrently), no
 /// live endpoint is left. The socket goes first, so the next attach starts
-/// a fresh server.
+/// a fresh server. Never waits for the lock: its holder may be waiting for
+/// our answer on the control socket; we will be asked to reload anyway.
 async fn exit_if_idle(store: &Store) {
     let store = store.clone();
     let _ = tokio::task::spawn_blocking(move || {

@@ -58,22 +58,21 @@ impl Chains {
 pub fn render(key: &str, networks: &[Network], endpoints: &[Endpoint]) -> RuleSet {
     let c = Chains::new(key);
     let mut s = format!("add table {TABLE}\n");
+    // Numeric priorities (dstnat = -100, srcnat = 100, filter = 0): nft 1.0.6
+    // (Debian 12) rejects the named `dstnat` on an inet output hook.
     let base = [
         (
             &c.pre,
-            "type nat hook prerouting priority dstnat; policy accept;",
+            "type nat hook prerouting priority -100; policy accept;",
         ),
-        (
-            &c.out,
-            "type nat hook output priority dstnat; policy accept;",
-        ),
+        (&c.out, "type nat hook output priority -100; policy accept;"),
         (
             &c.post,
-            "type nat hook postrouting priority srcnat; policy accept;",
+            "type nat hook postrouting priority 100; policy accept;",
         ),
         (
             &c.fwd,
-            "type filter hook forward priority filter; policy accept;",
+            "type filter hook forward priority 0; policy accept;",
         ),
     ];
     for (name, spec) in &base {
@@ -217,7 +216,7 @@ mod tests {
         let r = render("k", &nets, &eps);
         assert!(!r.empty);
         let s = &r.script;
-        assert!(s.contains("add chain inet minicompose pre-k { type nat hook prerouting priority dstnat; policy accept; }\nflush chain inet minicompose pre-k\n"));
+        assert!(s.contains("add chain inet minicompose pre-k { type nat hook prerouting priority -100; policy accept; }\nflush chain inet minicompose pre-k\n"));
         assert!(s.contains("add rule inet minicompose out-k fib daddr type local jump ports-k\n"));
         assert!(s.contains("add rule inet minicompose ports-k meta nfproto ipv4 tcp dport 8080 dnat ip to 10.89.0.2:80\n"));
         assert!(s.contains(
