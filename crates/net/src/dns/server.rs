@@ -99,7 +99,7 @@ async fn serve_control(conn: UnixStream, answer: &str) -> std::io::Result<()> {
 async fn exit_if_idle(store: &Store) {
     let store = store.clone();
     let _ = tokio::task::spawn_blocking(move || {
-        let Ok(_lock) = NetLock::acquire(&store.lock_path()) else {
+        let Ok(Some(_lock)) = NetLock::try_acquire(&store.lock_path()) else {
             return;
         };
         if load(&store).is_ok_and(|r| r.endpoint_count() == 0) {
