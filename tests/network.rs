@@ -31,24 +31,51 @@ impl Env {
         // The DNS servers the tests start inherit this: they never forward
         // to the host's real resolvers, only to the fake one on loopback.
         std::env::set_var("MINICOMPOSE_DNS_UPSTREAM", upstream().to_string());
-        let nets = Networks::open(root.path()).unwrap().with_dns_launcher(DnsLauncher {
-            program: mc_e2e::bin(),
-            args: vec!["--root".into(), root.path().into(), "__internal".into(), "dns".into()],
-        });
+        let nets = Networks::open(root.path())
+            .unwrap()
+            .with_dns_launcher(DnsLauncher {
+                program: mc_e2e::bin(),
+                args: vec![
+                    "--root".into(),
+                    root.path().into(),
+                    "__internal".into(),
+                    "dns".into(),
+                ],
+            });
         Env { _root: root, nets }
     }
 
     fn create(&self, name: &str, internal: bool) -> mc_net::Network {
         self.nets
-            .create(&CreateRequest { name: name.into(), internal, ..Default::default() })
+            .create(&CreateRequest {
+                name: name.into(),
+                internal,
+                ..Default::default()
+            })
             .expect("create network")
     }
 
-    fn attach(&self, id: &str, net: &str, ns: &Netns, aliases: &[&str], ports: &[String]) -> Endpoint {
-        self.nets.attach(&self.req(id, net, ns, aliases, ports)).expect("attach")
+    fn attach(
+        &self,
+        id: &str,
+        net: &str,
+        ns: &Netns,
+        aliases: &[&str],
+        ports: &[String],
+    ) -> Endpoint {
+        self.nets
+            .attach(&self.req(id, net, ns, aliases, ports))
+            .expect("attach")
     }
 
-    fn req(&self, id: &str, net: &str, ns: &Netns, aliases: &[&str], ports: &[String]) -> AttachRequest {
+    fn req(
+        &self,
+        id: &str,
+        net: &str,
+        ns: &Netns,
+        aliases: &[&str],
+        ports: &[String],
+    ) -> AttachRequest {
         AttachRequest {
             container_id: format!("{id}0123456789abcdef"),
             container_name: id.into(),
@@ -57,7 +84,10 @@ impl Env {
             interface: "eth0".into(),
             aliases: aliases.iter().map(|s| s.to_string()).collect(),
             ip: None,
-            ports: ports.iter().flat_map(|p| mc_net::ports::parse(p).unwrap()).collect(),
+            ports: ports
+                .iter()
+                .flat_map(|p| mc_net::ports::parse(p).unwrap())
+                .collect(),
             dns_servers: vec![],
             netns: NetnsRef::from_path(&ns.path()).unwrap(),
         }
@@ -110,7 +140,13 @@ fn names_ports_egress_and_isolation() {
     let tport = free_port();
     let uport = free_port();
     let ep1 = env.attach("web", "front", &ns1, &[], &[]);
-    let ep2 = env.attach("db", "front", &ns2, &["store"], &[format!("{tport}:8080"), format!("{uport}:9090/udp")]);
+    let ep2 = env.attach(
+        "db",
+        "front",
+        &ns2,
+        &["store"],
+        &[format!("{tport}:8080"), format!("{uport}:9090/udp")],
+    );
     let ep3 = env.attach("other", "back", &ns3, &[], &[]);
     let _ep4 = env.attach("hidden", "sealed", &ns4, &[], &[]);
     assert_eq!(ep1.ip, Ipv4Addr::from(u32::from(a.gateway) + 1));
@@ -118,15 +154,33 @@ fn names_ports_egress_and_isolation() {
 
     // Names and aliases on the same network, over UDP and TCP.
     let r = dns_in(&ns1, gw_a, "db").expect("dns answer");
-    assert_eq!(r, DnsReply { rcode: 0, addrs: vec![ep2.ip] });
+    assert_eq!(
+        r,
+        DnsReply {
+            rcode: 0,
+            addrs: vec![ep2.ip]
+        }
+    );
     assert_eq!(dns_in(&ns1, gw_a, "store").unwrap().addrs, vec![ep2.ip]);
     assert_eq!(dns_in(&ns2, gw_a, "WEB.").unwrap().addrs, vec![ep1.ip]);
-    assert_eq!(ns1.run(move || dns_a_tcp(gw_a, "store")).unwrap().addrs, vec![ep2.ip]);
+    assert_eq!(
+        ns1.run(move || dns_a_tcp(gw_a, "store")).unwrap().addrs,
+        vec![ep2.ip]
+    );
     // Other names are forwarded (to the fake upstream on loopback).
-    assert_eq!(dns_in(&ns1, gw_a, "example.org").unwrap().addrs, vec![FAKE_ANSWER]);
+    assert_eq!(
+        dns_in(&ns1, gw_a, "example.org").unwrap().addrs,
+        vec![FAKE_ANSWER]
+    );
     // A container on another network gets NXDOMAIN.
     let gw_b = sock(b.gateway, 53);
-    assert_eq!(dns_in(&ns3, gw_b, "db").unwrap(), DnsReply { rcode: 3, addrs: vec![] });
+    assert_eq!(
+        dns_in(&ns3, gw_b, "db").unwrap(),
+        DnsReply {
+            rcode: 3,
+            addrs: vec![]
+        }
+    );
     assert_eq!(dns_in(&ns3, gw_b, "other").unwrap().addrs, vec![ep3.ip]);
 
     // TCP between containers of one network; none across networks.
@@ -134,17 +188,30 @@ fn names_ports_egress_and_isolation() {
     let to_db = sock(ep2.ip, 8080);
     let seen = ns1.run(move || tcp_ask(to_db)).expect("web reaches db");
     assert!(seen.starts_with(&format!("{}:", ep1.ip)), "{seen}");
-    assert_eq!(ns3.run(move || tcp_ask(to_db)), None, "another network must not reach db");
+    assert_eq!(
+        ns3.run(move || tcp_ask(to_db)),
+        None,
+        "another network must not reach db"
+    );
 
     // Published TCP port: from the host on 127.0.0.1 and its own address.
     let own = host_address();
-    assert!(tcp_ask(sock(Ipv4Addr::LOCALHOST, tport)).is_some(), "127.0.0.1:{tport}");
+    assert!(
+        tcp_ask(sock(Ipv4Addr::LOCALHOST, tport)).is_some(),
+        "127.0.0.1:{tport}"
+    );
     assert!(tcp_ask(sock(own, tport)).is_some(), "{own}:{tport}");
     // From an outside client: its source address reaches the container.
     let client = Linked::new(101);
     let via = sock(client.host_ip, tport);
-    let seen = client.ns.run(move || tcp_ask(via)).expect("outside client reaches the published port");
-    assert!(seen.starts_with(&format!("{}:", client.peer_ip)), "source address kept: {seen}");
+    let seen = client
+        .ns
+        .run(move || tcp_ask(via))
+        .expect("outside client reaches the published port");
+    assert!(
+        seen.starts_with(&format!("{}:", client.peer_ip)),
+        "source address kept: {seen}"
+    );
     // Hairpin: a container of the same network through the host's address.
     let hair = sock(own, tport);
     assert!(ns1.run(move || tcp_ask(hair)).is_some(), "hairpin");
@@ -152,9 +219,15 @@ fn names_ports_egress_and_isolation() {
 
     // Published UDP port.
     let uecho = PeerEcho::udp(&ns2, "0.0.0.0:9090".parse().unwrap());
-    assert!(udp_ask(sock(Ipv4Addr::LOCALHOST, uport)).is_some(), "udp via 127.0.0.1");
+    assert!(
+        udp_ask(sock(Ipv4Addr::LOCALHOST, uport)).is_some(),
+        "udp via 127.0.0.1"
+    );
     let uvia = sock(client.host_ip, uport);
-    let seen = client.ns.run(move || udp_ask(uvia)).expect("udp from outside");
+    let seen = client
+        .ns
+        .run(move || udp_ask(uvia))
+        .expect("udp from outside");
     assert!(seen.starts_with(&format!("{}:", client.peer_ip)), "{seen}");
     drop(uecho);
 
@@ -163,8 +236,15 @@ fn names_ports_egress_and_isolation() {
     let web = PeerEcho::tcp(&inet.ns, sock(inet.peer_ip, 80));
     let target = sock(inet.peer_ip, 80);
     let seen = ns1.run(move || tcp_ask(target)).expect("egress works");
-    assert!(seen.starts_with(&format!("{}:", inet.host_ip)), "masqueraded: {seen}");
-    assert_eq!(ns4.run(move || tcp_ask(target)), None, "internal network has no egress");
+    assert!(
+        seen.starts_with(&format!("{}:", inet.host_ip)),
+        "masqueraded: {seen}"
+    );
+    assert_eq!(
+        ns4.run(move || tcp_ask(target)),
+        None,
+        "internal network has no egress"
+    );
     drop(web);
 
     // Removal: names and rules go away.
@@ -183,7 +263,10 @@ fn bad_input_is_refused_and_leaves_nothing() {
     }
     let env = Env::new();
     let n = env.create("one", false);
-    let again = env.nets.create(&CreateRequest { name: "one".into(), ..Default::default() });
+    let again = env.nets.create(&CreateRequest {
+        name: "one".into(),
+        ..Default::default()
+    });
     assert!(again.unwrap_err().to_string().contains("already exists"));
     let overlap = env.nets.create(&CreateRequest {
         name: "two".into(),
@@ -191,24 +274,45 @@ fn bad_input_is_refused_and_leaves_nothing() {
         ..Default::default()
     });
     let e = overlap.unwrap_err();
-    assert!(e.is_user_error() && e.to_string().contains("overlaps"), "{e}");
+    assert!(
+        e.is_user_error() && e.to_string().contains("overlaps"),
+        "{e}"
+    );
     assert!(env.nets.get("two").is_err());
-    assert!(env.nets.create(&CreateRequest { name: "bad name".into(), ..Default::default() }).is_err());
+    assert!(env
+        .nets
+        .create(&CreateRequest {
+            name: "bad name".into(),
+            ..Default::default()
+        })
+        .is_err());
 
     let ns = Netns::new();
     let veth = mc_net::host_veth_name(&env.req("c", "one", &ns, &[], &[]).container_id, &n.id);
     let unknown = env.nets.attach(&env.req("c", "nope", &ns, &[], &[]));
-    assert!(unknown.unwrap_err().to_string().contains("network nope not found"));
+    assert!(unknown
+        .unwrap_err()
+        .to_string()
+        .contains("network nope not found"));
 
     let mut outside = env.req("c", "one", &ns, &[], &[]);
     outside.ip = Some(Ipv4Addr::new(10, 250, 0, 9));
     let e = env.nets.attach(&outside).unwrap_err();
-    assert!(e.is_user_error() && e.to_string().contains("not a usable address"), "{e}");
+    assert!(
+        e.is_user_error() && e.to_string().contains("not a usable address"),
+        "{e}"
+    );
 
     let busy = std::net::TcpListener::bind("0.0.0.0:0").unwrap();
     let port = busy.local_addr().unwrap().port();
-    let e = env.nets.attach(&env.req("c", "one", &ns, &[], &[format!("{port}:80")])).unwrap_err();
-    assert!(e.is_user_error() && e.to_string().contains(&format!("port {port}/tcp")), "{e}");
+    let e = env
+        .nets
+        .attach(&env.req("c", "one", &ns, &[], &[format!("{port}:80")]))
+        .unwrap_err();
+    assert!(
+        e.is_user_error() && e.to_string().contains(&format!("port {port}/tcp")),
+        "{e}"
+    );
     assert!(links_with_prefix(&veth).is_empty(), "no veth left behind");
     assert!(env.nets.endpoints().unwrap().is_empty());
 
@@ -220,12 +324,23 @@ fn bad_input_is_refused_and_leaves_nothing() {
     let ns2 = Netns::new();
     let mut dup = env.req("d", "one", &ns2, &[], &[]);
     dup.ip = Some(want);
-    assert!(env.nets.attach(&dup).unwrap_err().to_string().contains("already in use"));
+    assert!(env
+        .nets
+        .attach(&dup)
+        .unwrap_err()
+        .to_string()
+        .contains("already in use"));
     // A network in use cannot be removed.
     let e = env.nets.remove("one").unwrap_err();
-    assert!(e.is_user_error() && e.to_string().contains("active endpoints"), "{e}");
+    assert!(
+        e.is_user_error() && e.to_string().contains("active endpoints"),
+        "{e}"
+    );
     let inside = ns.run(|| {
-        let out = Command::new("ip").args(["-4", "-o", "addr", "show", "dev", "eth0"]).output().unwrap();
+        let out = Command::new("ip")
+            .args(["-4", "-o", "addr", "show", "dev", "eth0"])
+            .output()
+            .unwrap();
         String::from_utf8_lossy(&out.stdout).to_string()
     });
     assert!(inside.contains(&format!("{want}/")), "{inside}");
@@ -241,21 +356,40 @@ fn hundred_cycles_and_killed_owner_leak_nothing() {
     let ns = Netns::new();
     let start = std::time::Instant::now();
     for i in 0..100 {
-        let port = format!("{}:80", 20000 + (std::process::id() % 5000) as u16 + i as u16 % 7);
+        let port = format!(
+            "{}:80",
+            20000 + (std::process::id() % 5000) as u16 + i as u16 % 7
+        );
         let ep = env.attach("cyc", "cycle", &ns, &["alias"], &[port]);
-        assert_eq!(ep.ip, Ipv4Addr::from(u32::from(net.gateway) + 1), "cycle {i} reuses the address");
+        assert_eq!(
+            ep.ip,
+            Ipv4Addr::from(u32::from(net.gateway) + 1),
+            "cycle {i} reuses the address"
+        );
         env.nets.detach(&ep.container_id).unwrap();
-        assert!(links_with_prefix(&ep.host_veth).is_empty(), "cycle {i} left its veth");
+        assert!(
+            links_with_prefix(&ep.host_veth).is_empty(),
+            "cycle {i} left its veth"
+        );
     }
     eprintln!("100 attach/detach cycles: {:?}", start.elapsed());
     assert!(!nft_table().contains(&net.bridge) || nft_table().contains("masquerade"));
     assert!(env.nets.store().endpoints().unwrap().is_empty());
 
     // The namespace's owner is killed -9: the next command cleans up.
-    let mut child = Command::new("unshare").args(["-n", "sleep", "600"]).spawn().unwrap();
+    let mut child = Command::new("unshare")
+        .args(["-n", "sleep", "600"])
+        .spawn()
+        .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let pid = child.id();
-    let mut req = env.req("victim", "cycle", &ns, &[], &["127.0.0.1:23456:80".to_string()]);
+    let mut req = env.req(
+        "victim",
+        "cycle",
+        &ns,
+        &[],
+        &["127.0.0.1:23456:80".to_string()],
+    );
     req.netns = NetnsRef::from_pid(pid).unwrap();
     let ep = env.nets.attach(&req).unwrap();
     assert!(nft_table().contains("dport 23456 "));
@@ -263,13 +397,21 @@ fn hundred_cycles_and_killed_owner_leak_nothing() {
     let _ = child.wait();
     std::thread::sleep(std::time::Duration::from_millis(100));
     env.create("next", false);
-    assert!(env.nets.store().endpoints().unwrap().is_empty(), "stale endpoint removed");
+    assert!(
+        env.nets.store().endpoints().unwrap().is_empty(),
+        "stale endpoint removed"
+    );
     assert!(!nft_table().contains("dport 23456 "), "its rules removed");
     assert!(links_with_prefix(&ep.host_veth).is_empty());
 }
 
 fn cli(root: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(mc_e2e::bin()).arg("--root").arg(root).args(args).output().expect("run minicompose")
+    Command::new(mc_e2e::bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .output()
+        .expect("run minicompose")
 }
 
 #[test]
@@ -279,8 +421,22 @@ fn network_commands() {
     }
     let root = mc_e2e::temp_root();
     let r = root.path();
-    let out = cli(r, &["network", "create", "--subnet", "10.231.7.0/24", "--internal", "mcnet1"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let out = cli(
+        r,
+        &[
+            "network",
+            "create",
+            "--subnet",
+            "10.231.7.0/24",
+            "--internal",
+            "mcnet1",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert_eq!(id.len(), 64);
     let bridge = format!("mc-{}", &id[..8]);
@@ -289,7 +445,10 @@ fn network_commands() {
     let ls = cli(r, &["network", "ls"]);
     let text = String::from_utf8_lossy(&ls.stdout);
     assert!(text.starts_with("NETWORK ID"), "{text}");
-    assert!(text.contains("mcnet1") && text.contains(&id[..12]), "{text}");
+    assert!(
+        text.contains("mcnet1") && text.contains(&id[..12]),
+        "{text}"
+    );
 
     let insp = cli(r, &["network", "inspect", "mcnet1"]);
     let v: serde_json::Value = serde_json::from_slice(&insp.stdout).unwrap();
@@ -316,4 +475,108 @@ fn network_commands() {
     assert!(links_with_prefix(&bridge).is_empty());
     let ls = cli(r, &["network", "ls", "-q"]);
     assert!(String::from_utf8_lossy(&ls.stdout).trim().is_empty());
+}
+
+/// A busybox root filesystem for `container run --rootfs` (busybox-static).
+fn busybox_rootfs() -> Option<tempfile::TempDir> {
+    let bb = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())?;
+    let dir = tempfile::Builder::new()
+        .prefix("mc-test-rootfs-")
+        .tempdir()
+        .ok()?;
+    for d in ["bin", "etc", "proc", "sys", "dev", "tmp"] {
+        std::fs::create_dir_all(dir.path().join(d)).ok()?;
+    }
+    std::fs::copy(bb, dir.path().join("bin/busybox")).ok()?;
+    for tool in ["sh", "nc", "nslookup", "sleep", "cat", "echo"] {
+        std::os::unix::fs::symlink("busybox", dir.path().join("bin").join(tool)).ok()?;
+    }
+    Some(dir)
+}
+
+#[test]
+fn containers_resolve_each_other_and_talk() {
+    if skip() {
+        return;
+    }
+    let Some(rootfs) = busybox_rootfs() else {
+        eprintln!("skipping: busybox-static not installed");
+        return;
+    };
+    std::env::set_var("MINICOMPOSE_DNS_UPSTREAM", upstream().to_string());
+    let root = mc_e2e::temp_root();
+    let r = root.path();
+    let fs = rootfs.path().to_str().unwrap();
+    for net in ["mcfront", "mcback"] {
+        assert!(cli(r, &["network", "create", net]).status.success());
+    }
+    let server = cli(
+        r,
+        &[
+            "container",
+            "run",
+            "-d",
+            "--rootfs",
+            "--name",
+            "srv",
+            "--network",
+            "mcfront",
+            "--network-alias",
+            "api",
+            fs,
+            "sh",
+            "-c",
+            "while true; do echo pong | nc -l -p 7000; done",
+        ],
+    );
+    assert!(
+        server.status.success(),
+        "{}",
+        String::from_utf8_lossy(&server.stderr)
+    );
+    let ask = |net: &str, script: &str| {
+        let out = cli(
+            r,
+            &[
+                "container",
+                "run",
+                "--rm",
+                "--rootfs",
+                "--network",
+                net,
+                fs,
+                "sh",
+                "-c",
+                script,
+            ],
+        );
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string()
+                + &String::from_utf8_lossy(&out.stderr),
+        )
+    };
+    let (code, text) = ask(
+        "mcfront",
+        "nslookup api && nslookup srv && echo | nc srv 7000 && echo | nc api 7000",
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert_eq!(text.matches("pong").count(), 2, "{text}");
+    let (code, text) = ask("mcback", "nslookup srv");
+    assert_ne!(
+        code,
+        Some(0),
+        "another network must not resolve srv: {text}"
+    );
+    let _ = cli(r, &["container", "rm", "-f", "srv"]);
+    for net in ["mcfront", "mcback"] {
+        let out = cli(r, &["network", "rm", net]);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
 }

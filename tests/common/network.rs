@@ -16,7 +16,12 @@ use std::time::Duration;
 /// Run `ip` with `args`; panics with its stderr on failure.
 pub fn ip(args: &[&str]) {
     let out = Command::new("ip").args(args).output().expect("run ip");
-    assert!(out.status.success(), "ip {}: {}", args.join(" "), String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "ip {}: {}",
+        args.join(" "),
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 fn unique(prefix: &str) -> String {
@@ -56,7 +61,10 @@ impl Netns {
     }
 
     /// Spawn a long-running closure in the namespace.
-    pub fn spawn<T: Send + 'static>(&self, f: impl FnOnce() -> T + Send + 'static) -> JoinHandle<T> {
+    pub fn spawn<T: Send + 'static>(
+        &self,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> JoinHandle<T> {
         let path = self.path();
         std::thread::spawn(move || {
             enter(&path);
@@ -67,13 +75,20 @@ impl Netns {
 
 impl Drop for Netns {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["netns", "del", &self.name]).status();
+        let _ = Command::new("ip")
+            .args(["netns", "del", &self.name])
+            .status();
     }
 }
 
 fn enter(path: &Path) {
     let f = std::fs::File::open(path).expect("open netns");
-    let rc = unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&f.as_fd()), libc::CLONE_NEWNET) };
+    let rc = unsafe {
+        libc::setns(
+            std::os::fd::AsRawFd::as_raw_fd(&f.as_fd()),
+            libc::CLONE_NEWNET,
+        )
+    };
     assert_eq!(rc, 0, "setns {}", path.display());
 }
 
@@ -94,19 +109,44 @@ impl Linked {
         let host_if = unique("mcvt");
         let host_ip = Ipv4Addr::new(198, 18, third, 1);
         let peer_ip = Ipv4Addr::new(198, 18, third, 2);
-        ip(&["link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &ns.name]);
+        ip(&[
+            "link", "add", &host_if, "type", "veth", "peer", "name", "eth0", "netns", &ns.name,
+        ]);
         ip(&["addr", "add", &format!("{host_ip}/30"), "dev", &host_if]);
         ip(&["link", "set", &host_if, "up"]);
-        ip(&["-n", &ns.name, "addr", "add", &format!("{peer_ip}/30"), "dev", "eth0"]);
+        ip(&[
+            "-n",
+            &ns.name,
+            "addr",
+            "add",
+            &format!("{peer_ip}/30"),
+            "dev",
+            "eth0",
+        ]);
         ip(&["-n", &ns.name, "link", "set", "eth0", "up"]);
-        ip(&["-n", &ns.name, "route", "add", "default", "via", &host_ip.to_string()]);
-        Linked { ns, host_if, host_ip, peer_ip }
+        ip(&[
+            "-n",
+            &ns.name,
+            "route",
+            "add",
+            "default",
+            "via",
+            &host_ip.to_string(),
+        ]);
+        Linked {
+            ns,
+            host_if,
+            host_ip,
+            peer_ip,
+        }
     }
 }
 
 impl Drop for Linked {
     fn drop(&mut self) {
-        let _ = Command::new("ip").args(["link", "del", &self.host_if]).status();
+        let _ = Command::new("ip")
+            .args(["link", "del", &self.host_if])
+            .status();
     }
 }
 
@@ -137,7 +177,10 @@ impl PeerEcho {
             }
         });
         rx.recv().expect("echo server started");
-        PeerEcho { stop, thread: Some(thread) }
+        PeerEcho {
+            stop,
+            thread: Some(thread),
+        }
     }
 
     pub fn udp(ns: &Netns, bind: SocketAddr) -> PeerEcho {
@@ -156,7 +199,10 @@ impl PeerEcho {
             }
         });
         rx.recv().expect("udp echo started");
-        PeerEcho { stop, thread: Some(thread) }
+        PeerEcho {
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -286,7 +332,9 @@ impl FakeUpstream {
         let thread = std::thread::spawn(move || {
             let mut buf = [0u8; 1500];
             while !s2.load(Ordering::Relaxed) {
-                let Ok((n, peer)) = s.recv_from(&mut buf) else { continue };
+                let Ok((n, peer)) = s.recv_from(&mut buf) else {
+                    continue;
+                };
                 let q = &buf[..n];
                 let mut r = q.to_vec();
                 r[2] = 0x81;
@@ -298,7 +346,11 @@ impl FakeUpstream {
                 let _ = s.send_to(&r, peer);
             }
         });
-        FakeUpstream { addr, stop, thread: Some(thread) }
+        FakeUpstream {
+            addr,
+            stop,
+            thread: Some(thread),
+        }
     }
 }
 
@@ -313,7 +365,10 @@ impl Drop for FakeUpstream {
 
 /// Host links whose name starts with `prefix` (for leak checks).
 pub fn links_with_prefix(prefix: &str) -> Vec<String> {
-    let out = Command::new("ip").args(["-o", "link", "show"]).output().expect("ip link");
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .expect("ip link");
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| l.split(": ").nth(1))
@@ -324,7 +379,10 @@ pub fn links_with_prefix(prefix: &str) -> Vec<String> {
 
 /// `nft list table inet minicompose` (empty when absent).
 pub fn nft_table() -> String {
-    let out = Command::new("nft").args(["list", "table", "inet", "minicompose"]).output().expect("nft");
+    let out = Command::new("nft")
+        .args(["list", "table", "inet", "minicompose"])
+        .output()
+        .expect("nft");
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
@@ -341,7 +399,10 @@ pub fn free_port() -> u16 {
 
 /// The host's first global IPv4 address (its "own address").
 pub fn host_address() -> Ipv4Addr {
-    let out = Command::new("ip").args(["-4", "-o", "addr", "show", "scope", "global"]).output().unwrap();
+    let out = Command::new("ip")
+        .args(["-4", "-o", "addr", "show", "scope", "global"])
+        .output()
+        .unwrap();
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter(|l| !l.contains(" mc-") && !l.contains(" mcvt"))

@@ -149,27 +149,45 @@ impl Networks {
         Ok(out)
     }
 
-    /// Make the host match the state: drop dead endpoints, rewrite rules.
-    fn sync(&self, networks: &[Network]) -> Result<Vec<Endpoint>, Error> {
+    /// Drop endpoints whose namespace is gone (their veth went with it);
+    /// returns the live ones and whether any was dropped.
+    fn gc(&self) -> Result<(Vec<Endpoint>, bool), Error> {
         let mut live = Vec::new();
+        let mut dropped = false;
         for ep in self.store.endpoints()? {
             if ep.netns.alive() {
                 live.push(ep);
-            } else {
-                tracing::info!(
-                    target: "explain::dns",
-                    "remove records of {} on {} (its network namespace is gone)",
-                    ep.container_name, ep.network
-                );
-                let _ = block_on(async {
-                    let nl = Netlink::host()?;
-                    nl.delete_link(&ep.host_veth).await
-                });
-                self.store.delete_endpoint(&ep)?;
+                continue;
             }
+            tracing::info!(
+                target: "explain::dns",
+                "remove records of {} on {} (its network namespace is gone)",
+                ep.container_name,
+                ep.network
+            );
+            let _ = block_on(async { Netlink::host()?.delete_link(&ep.host_veth).await });
+            self.store.delete_endpoint(&ep)?;
+            dropped = true;
         }
+        Ok((live, dropped))
+    }
+
+    /// Make the host match the state: drop dead endpoints, rewrite rules.
+    fn sync(&self, networks: &[Network]) -> Result<Vec<Endpoint>, Error> {
+        let (live, _) = self.gc()?;
         let key = firewall::root_key(self.store.root());
         firewall::apply(&firewall::render(&key, networks, &live))?;
+        Ok(live)
+    }
+
+    /// Like [`Self::sync`], but touches nft only when a dead endpoint was
+    /// dropped (the rules are otherwise current).
+    fn gc_and_sync_if_needed(&self, networks: &[Network]) -> Result<Vec<Endpoint>, Error> {
+        let (live, dropped) = self.gc()?;
+        if dropped {
+            let key = firewall::root_key(self.store.root());
+            firewall::apply(&firewall::render(&key, networks, &live))?;
+        }
         Ok(live)
     }
 
@@ -331,7 +349,7 @@ impl Networks {
         let _lock = self.lock()?;
         let net = self.get(&req.network)?;
         let networks = self.store.networks()?;
-        let live = self.sync(&networks)?;
+        let live = self.gc_and_sync_if_needed(&networks)?;
         if live
             .iter()
             .any(|e| e.container_id == req.container_id && e.network == net.name)

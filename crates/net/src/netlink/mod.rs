@@ -45,7 +45,7 @@ impl Netlink {
             let _enter = rt.enter();
             nix::sched::setns(ns.as_fd(), nix::sched::CloneFlags::CLONE_NEWNET)
                 .context("joining the network namespace")?;
-            Ok(rtnetlink::new_connection().context("opening netlink socket")?)
+            rtnetlink::new_connection().context("opening netlink socket")
         })
         .join()
         .map_err(|_| anyhow::anyhow!("netlink thread panicked"))??;
