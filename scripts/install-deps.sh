@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # runtime and networking
-  iproute2 nftables
+  iproute2 nftables iperf3 dnsperf
   # the pure cgroup v2 test VM (scripts/vm-cgroupv2)
   qemu-system-x86
   # test registry and image tooling
