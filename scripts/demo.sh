@@ -50,7 +50,7 @@ cleanup() {
   local rc=$?
   set +e
   (cd "$repo/examples/hit-counter" && mc down >/dev/null 2>&1)
-  [ "$started_mirror" = 1 ] && scripts/demo-images.sh stop >/dev/null 2>&1
+  [ "$started_mirror" = 1 ] && "$repo/scripts/demo-images.sh" stop >/dev/null 2>&1
   exit $rc
 }
 trap cleanup EXIT
