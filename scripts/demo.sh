@@ -88,7 +88,10 @@ mc down
 say "checking that nothing is left running"
 left=$(mc ps -a -q | wc -l)
 [ "$left" = 0 ] || die "$left containers are left"
-if ip -o link show 2>/dev/null | grep -q 'mc-.*hit'; then die "a bridge is left"; fi
+[ -z "$(ls -A "$root/networks" 2>/dev/null)" ] || die "a network is left in $root/networks"
+sup=$(ls "$root/run/compose/hit-counter/supervisor.pid" 2>/dev/null || true)
+[ -z "$sup" ] || die "the project's supervisor is still registered ($sup)"
+if grep -q "$root" /proc/self/mountinfo; then die "mounts under $root are left"; fi
 if curl -s --max-time 1 -o /dev/null http://localhost:8000/; then die "port 8000 still answers"; fi
-echo "nothing left: no containers, no bridge, port 8000 closed"
+echo "nothing left: no containers, networks, mounts or supervisor; port 8000 closed"
 say "demo done"
