@@ -73,6 +73,12 @@ impl Netns {
     }
 }
 
+impl Default for Netns {
+    fn default() -> Self {
+        Netns::new()
+    }
+}
+
 impl Drop for Netns {
     fn drop(&mut self) {
         let _ = Command::new("ip")

@@ -94,8 +94,8 @@ pub fn run(g: &Global, cmd: NetworkCmd) -> anyhow::Result<i32> {
                 return Ok(0);
             }
             println!(
-                "{:<14}{:<24}{:<10}{:<8}{}",
-                "NETWORK ID", "NAME", "DRIVER", "SCOPE", "SUBNET"
+                "{:<14}{:<24}{:<10}{:<8}SUBNET",
+                "NETWORK ID", "NAME", "DRIVER", "SCOPE"
             );
             for n in &list {
                 println!(
