@@ -198,6 +198,16 @@ fn tutorial_end_to_end() {
     s.ok(&["start", "web"]);
     assert_eq!(get(), hits(n + 1));
 
+    // `build`: the compose command; nothing changed, so every step is cached.
+    let o = s.run(&["build"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert_eq!(err.matches("CACHED").count(), 2, "{err}");
+    assert!(
+        err.contains("naming to docker.io/library/mcseed-web:latest"),
+        "{err}"
+    );
+
     // `down`: nothing left (containers, network, mounts, cgroups, rules, processes).
     s.teardown();
     assert!(http_get(PORT, Duration::from_millis(300)).is_none());

@@ -411,6 +411,44 @@ mod tests {
     }
 
     #[test]
+    fn overlay_whiteouts_become_oci_whiteouts() {
+        // Char 0/0 devices and trusted.* xattrs need root.
+        if !nix::unistd::geteuid().is_root() {
+            eprintln!("skipping: needs root");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        fs::create_dir_all(r.join("etc/opaque")).unwrap();
+        fs::write(r.join("etc/opaque/new"), "n").unwrap();
+        nix::sys::stat::mknod(
+            &r.join("etc/gone"),
+            nix::sys::stat::SFlag::S_IFCHR,
+            nix::sys::stat::Mode::empty(),
+            0,
+        )
+        .unwrap();
+        let p = CString::new(r.join("etc/opaque").as_os_str().as_bytes()).unwrap();
+        let n = CString::new("trusted.overlay.opaque").unwrap();
+        // SAFETY: valid C strings and a one-byte value.
+        let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), b"y".as_ptr().cast(), 1, 0) };
+        assert_eq!(rc, 0, "set the opaque xattr");
+        let mut out = Vec::new();
+        write_layer(r, &mut out, &[]).unwrap();
+        let names: Vec<String> = entries(&out).into_iter().map(|e| e.0).collect();
+        assert_eq!(
+            names,
+            [
+                "etc/",
+                "etc/.wh.gone",
+                "etc/opaque/",
+                "etc/opaque/.wh..wh..opq",
+                "etc/opaque/new"
+            ]
+        );
+    }
+
+    #[test]
     fn stack_lookup_honours_upper_layers() {
         let d = tempfile::tempdir().unwrap();
         let (lo, hi) = (d.path().join("lo"), d.path().join("hi"));
