@@ -127,6 +127,32 @@ impl<W: Write> TarWriter<'_, W> {
         Ok(())
     }
 
+    /// A PAX header carrying the entry's xattrs (`SCHILY.xattr.*`, as GNU tar
+    /// and Docker write them); overlayfs' own and SELinux labels are left out.
+    fn xattrs(&mut self, host: &Path, rel: &str) -> anyhow::Result<()> {
+        let attrs: Vec<(String, Vec<u8>)> = mc_image::export::list_xattrs(host)
+            .into_iter()
+            .filter(|(n, _)| keep_xattr(n))
+            .collect();
+        if attrs.is_empty() {
+            return Ok(());
+        }
+        let mut body = Vec::new();
+        for (name, value) in attrs {
+            body.extend(pax_record(&format!("SCHILY.xattr.{name}"), &value));
+        }
+        let mut h = tar::Header::new_ustar();
+        h.set_entry_type(tar::EntryType::XHeader);
+        h.set_mode(0o644);
+        h.set_size(body.len() as u64);
+        let base = rel.rsplit('/').next().unwrap_or(rel);
+        let name: String = format!("PaxHeaders/{base}").chars().take(99).collect();
+        h.set_path(&name)?;
+        h.set_cksum();
+        self.tar.append(&h, &body[..])?;
+        Ok(())
+    }
+
     fn entry(&mut self, host: &Path, rel: &str) -> anyhow::Result<()> {
         let m = fs::symlink_metadata(host).with_context(|| format!("stat {}", host.display()))?;
         let ft = m.file_type();
@@ -136,6 +162,9 @@ impl<W: Write> TarWriter<'_, W> {
                 None => (String::new(), rel),
             };
             return self.whiteout(&format!("{parent}.wh.{name}"));
+        }
+        if !ft.is_symlink() {
+            self.xattrs(host, rel)?;
         }
         self.stats.entries += 1;
         if ft.is_dir() {
@@ -184,6 +213,25 @@ impl<W: Write> TarWriter<'_, W> {
         self.tar.append_data(&mut h, rel, io::empty())?;
         Ok(())
     }
+}
+
+/// Which xattrs a layer carries: file capabilities and user attributes.
+fn keep_xattr(name: &str) -> bool {
+    name == "security.capability"
+        || (name.starts_with("user.") && !name.starts_with("user.overlay."))
+}
+
+/// One PAX record: `"<len> <key>=<value>\n"`, where len counts the whole record.
+fn pax_record(key: &str, value: &[u8]) -> Vec<u8> {
+    let rest = 1 + key.len() + 1 + value.len() + 1; // ' ' key '=' value '\n'
+    let mut len = rest + 1;
+    while rest + len.to_string().len() != len {
+        len = rest + len.to_string().len();
+    }
+    let mut out = format!("{len} {key}=").into_bytes();
+    out.extend_from_slice(value);
+    out.push(b'\n');
+    out
 }
 
 fn is_opaque(dir: &Path) -> bool {
@@ -445,6 +493,53 @@ mod tests {
                 "etc/opaque/.wh..wh..opq",
                 "etc/opaque/new"
             ]
+        );
+    }
+
+    #[test]
+    fn xattrs_travel_as_pax_records() {
+        assert_eq!(pax_record("k", b"v"), b"6 k=v\n");
+        for n in [0, 1, 80, 95, 96, 1000] {
+            let r = pax_record("SCHILY.xattr.user.a", &vec![b'x'; n]);
+            let declared: usize =
+                std::str::from_utf8(&r[..r.iter().position(|b| *b == b' ').unwrap()])
+                    .unwrap()
+                    .parse()
+                    .unwrap();
+            assert_eq!(declared, r.len(), "value of {n} bytes");
+        }
+        let d = tempfile::tempdir().unwrap();
+        let f = d.path().join("f");
+        fs::write(&f, "x").unwrap();
+        let p = CString::new(f.as_os_str().as_bytes()).unwrap();
+        let n = CString::new("user.mc.test").unwrap();
+        // SAFETY: valid C strings and value.
+        let rc = unsafe { libc::lsetxattr(p.as_ptr(), n.as_ptr(), b"yes".as_ptr().cast(), 3, 0) };
+        if rc != 0 {
+            eprintln!("skipping: this filesystem has no user xattrs");
+            return;
+        }
+        let mut out = Vec::new();
+        write_layer(d.path(), &mut out, &[]).unwrap();
+        let mut s = Vec::new();
+        flate2::read::GzDecoder::new(&out[..])
+            .read_to_end(&mut s)
+            .unwrap();
+        let mut a = tar::Archive::new(&s[..]);
+        let mut e = a.entries().unwrap().next().unwrap().unwrap();
+        assert_eq!(e.path().unwrap().to_str(), Some("f"));
+        let exts: Vec<(String, Vec<u8>)> = e
+            .pax_extensions()
+            .unwrap()
+            .unwrap()
+            .map(|x| {
+                let x = x.unwrap();
+                (x.key().unwrap().to_string(), x.value_bytes().to_vec())
+            })
+            .collect();
+        assert_eq!(
+            exts,
+            [("SCHILY.xattr.user.mc.test".to_string(), b"yes".to_vec())]
         );
     }
 
