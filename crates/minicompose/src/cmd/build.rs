@@ -233,10 +233,18 @@ fn request(
         tags: vec![service_image(&project.name, name, s)],
         no_cache,
         pull: pull_options(g),
+        // docker compose v2 labels the images it builds with their project and service.
         labels: b
             .labels
             .iter()
             .map(|(k, v)| (k.clone(), v.clone()))
+            .chain([
+                (
+                    "com.docker.compose.project".to_string(),
+                    project.name.clone(),
+                ),
+                ("com.docker.compose.service".to_string(), name.to_string()),
+            ])
             .collect(),
         label: name.to_string(),
     })

@@ -829,7 +829,9 @@ pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<i32> {
 }
 
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<i32> {
-    let project = load(g)?;
+    let mut project = load(g)?;
+    // As docker compose run: services with `build:` are built if missing.
+    super::build::for_up(g, &mut project, &[a.service.clone()], a.no_deps, false, false)?;
     let eng = engine(g, true)?;
     let mut rep = Printer { quiet: false };
     let mut publish = Vec::new();
