@@ -12,7 +12,9 @@
 //! - [`chown`]: `COPY --chown` names → uid/gid with the image's passwd/group files.
 //! - [`cache_key`]: the build-cache key of each step.
 //!
-//! Running RUN steps (the executor) lives elsewhere and stands on these.
+//! - [`exec`]: the executor that stands on these: runs RUN steps through
+//!   mc_runtime, writes COPY/ADD layers, caches steps and commits the image
+//!   into mc_image's store (docs/build-exec.md).
 
 #![warn(missing_docs)]
 
