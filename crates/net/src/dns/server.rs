@@ -4,12 +4,13 @@
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt as _, BufReader};
-use tokio::net::{TcpListener, TcpStream, UdpSocket, UnixListener, UnixStream};
+use tokio::net::{TcpListener, TcpStream, UnixListener, UnixStream};
 use tokio::task::JoinHandle;
 
 use super::message::{handle, servfail, Outcome};
@@ -19,6 +20,20 @@ use crate::state::Store;
 use crate::Error;
 
 type Shared = Arc<RwLock<Arc<Records>>>;
+
+/// One gateway's sockets: the UDP thread (stopped through the flag) and
+/// the TCP accept task.
+struct Listener {
+    stop: Arc<AtomicBool>,
+    tcp: JoinHandle<()>,
+}
+
+impl Listener {
+    fn close(&self) {
+        self.stop.store(true, Ordering::Relaxed);
+        self.tcp.abort();
+    }
+}
 
 fn current(shared: &Shared) -> Arc<Records> {
     shared.read().map(|r| r.clone()).unwrap_or_default()
@@ -55,7 +70,7 @@ async fn run(store: Store) -> Result<(), Error> {
     let control = UnixListener::bind(&sock_path)
         .with_context(|| format!("binding {}", sock_path.display()))?;
     let shared: Shared = Arc::new(RwLock::new(Arc::new(Records::default())));
-    let mut listeners: HashMap<Ipv4Addr, Vec<JoinHandle<()>>> = HashMap::new();
+    let mut listeners: HashMap<Ipv4Addr, Listener> = HashMap::new();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tracing::info!(
         "dns server for {} started (pid {})",
@@ -114,7 +129,7 @@ async fn exit_if_idle(store: &Store) {
 async fn reload(
     store: &Store,
     shared: &Shared,
-    listeners: &mut HashMap<Ipv4Addr, Vec<JoinHandle<()>>>,
+    listeners: &mut HashMap<Ipv4Addr, Listener>,
 ) -> Result<(), Error> {
     let records = match load(store) {
         Ok(r) => r,
@@ -127,10 +142,10 @@ async fn reload(
     if let Ok(mut w) = shared.write() {
         *w = Arc::new(records);
     }
-    listeners.retain(|gw, tasks| {
+    listeners.retain(|gw, l| {
         let keep = wanted.contains(gw);
         if !keep {
-            tasks.iter().for_each(|t| t.abort());
+            l.close();
         }
         keep
     });
@@ -139,8 +154,8 @@ async fn reload(
             continue;
         }
         match bind(gw, shared.clone()).await {
-            Ok(tasks) => {
-                listeners.insert(gw, tasks);
+            Ok(l) => {
+                listeners.insert(gw, l);
             }
             Err(e) => tracing::warn!("dns: cannot listen on {gw}:53: {e}"),
         }
@@ -148,39 +163,58 @@ async fn reload(
     Ok(())
 }
 
-async fn bind(gw: Ipv4Addr, shared: Shared) -> std::io::Result<Vec<JoinHandle<()>>> {
+async fn bind(gw: Ipv4Addr, shared: Shared) -> std::io::Result<Listener> {
     let addr = SocketAddr::new(IpAddr::V4(gw), 53);
-    let udp = Arc::new(UdpSocket::bind(addr).await?);
+    let udp = std::net::UdpSocket::bind(addr)?;
+    udp.set_read_timeout(Some(Duration::from_millis(500)))?;
     let tcp = TcpListener::bind(addr).await?;
     tracing::info!("dns: listening on {addr} (udp, tcp)");
-    Ok(vec![
-        tokio::spawn(udp_loop(udp, shared.clone())),
-        tokio::spawn(tcp_loop(tcp, shared)),
-    ])
+    let stop = Arc::new(AtomicBool::new(false));
+    let (stop2, shared2, rt) = (
+        stop.clone(),
+        shared.clone(),
+        tokio::runtime::Handle::current(),
+    );
+    std::thread::Builder::new()
+        .name(format!("dns-udp-{gw}"))
+        .spawn(move || udp_thread(udp, shared2, stop2, rt))?;
+    Ok(Listener {
+        stop,
+        tcp: tokio::spawn(tcp_loop(tcp, shared)),
+    })
 }
 
-async fn udp_loop(sock: Arc<UdpSocket>, shared: Shared) {
+/// UDP on a plain thread: a local answer is one recvfrom + one sendto with
+/// no task hand-off, which keeps the latency tail short. Forwards go to
+/// the runtime.
+fn udp_thread(
+    sock: std::net::UdpSocket,
+    shared: Shared,
+    stop: Arc<AtomicBool>,
+    rt: tokio::runtime::Handle,
+) {
     let mut buf = vec![0u8; 4096];
-    loop {
-        let Ok((n, src)) = sock.recv_from(&mut buf).await else {
+    while !stop.load(Ordering::Relaxed) {
+        let Ok((n, src)) = sock.recv_from(&mut buf) else {
             continue;
         };
         let query = &buf[..n];
-        // Local answers inline (no task per packet); forwards in a task.
         match handle(&current(&shared), src.ip(), query) {
             Some(Outcome::Reply(bytes)) => {
-                let _ = sock.send_to(&bytes, src).await;
+                let _ = sock.send_to(&bytes, src);
             }
             Some(Outcome::Forward(ups)) => {
+                let Ok(reply_sock) = sock.try_clone() else {
+                    continue;
+                };
                 let query = query.to_vec();
-                let sock = sock.clone();
-                tokio::spawn(async move {
+                rt.spawn(async move {
                     let reply = match super::forward::udp(&query, &ups).await {
                         Some(r) => Some(r),
                         None => servfail(&query),
                     };
                     if let Some(r) = reply {
-                        let _ = sock.send_to(&r, src).await;
+                        let _ = reply_sock.send_to(&r, src);
                     }
                 });
             }
