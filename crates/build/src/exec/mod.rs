@@ -192,10 +192,12 @@ pub fn build(req: &BuildRequest) -> Result<Built, Error> {
     }
     let ctx = BuildContext::for_dockerfile(&req.context, &req.dockerfile)?;
     let store = Store::open(&req.root).map_err(image_err)?;
+    let rt = mc_runtime::Runtime::open(&req.root);
+    run_step::sweep_stale(&rt);
     let mut b = Builder {
         req,
         cache: cache::Cache::new(&req.root),
-        rt: mc_runtime::Runtime::open(&req.root),
+        rt,
         store,
         progress: Progress {
             label: req.label.clone(),

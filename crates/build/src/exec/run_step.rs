@@ -27,6 +27,26 @@ impl RunOutput {
     }
 }
 
+/// Label naming the build process that owns a build container.
+pub const BUILDER_PID_LABEL: &str = "org.minicompose.build.pid";
+
+/// Remove build containers whose build process is gone (a build killed
+/// with -9 mid-RUN); live builds' containers are left alone.
+pub fn sweep_stale(rt: &Runtime) {
+    for rec in rt.containers.list() {
+        let Some(pid) = rec.spec.labels.get(BUILDER_PID_LABEL) else {
+            continue;
+        };
+        let alive = pid
+            .parse::<u32>()
+            .is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
+        if !alive {
+            tracing::info!(target: "explain::build", "remove stale build container {}", rec.spec.name);
+            let _ = rt.remove(&rec.spec.id, true, &mut |_| {});
+        }
+    }
+}
+
 /// How many lines of a failed step's output an error shows.
 pub const TAIL_LINES: usize = 10;
 
@@ -127,6 +147,11 @@ pub fn run(
         stop_signal: libc::SIGTERM,
         stop_timeout: 10,
         created: mc_runtime::state::now_rfc3339(),
+        labels: [(
+            BUILDER_PID_LABEL.to_string(),
+            std::process::id().to_string(),
+        )]
+        .into(),
         ..Default::default()
     };
     let files = EtcFiles::defaults(&spec.hostname, network);
