@@ -428,3 +428,58 @@ fn push_then_pull_elsewhere() {
     let o = run(&["image", "push", &private], "");
     assert!(o.status.success(), "{}", text(&o));
 }
+
+#[test]
+fn a_build_killed_mid_run_is_cleaned_by_the_next() {
+    if skip() {
+        return;
+    }
+    let root = mc_e2e::temp_root();
+    let r = root.path();
+    let ctx = context("bad");
+    let c = ctx.path().to_str().unwrap();
+    std::fs::write(
+        ctx.path().join("Dockerfile"),
+        "FROM busybox\nRUN sleep 60\n",
+    )
+    .unwrap();
+    let mut child = Command::new(mc_e2e::bin())
+        .arg("--root")
+        .arg(r)
+        .arg("--registry-mirror")
+        .arg(format!("http://{}", mc_e2e::registry()))
+        .args(["image", "build", "-t", "mc-killed", c])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let containers = || -> Vec<String> {
+        std::fs::read_dir(r.join("containers"))
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .filter(|n| n.len() == 64)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while containers().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the RUN never started"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let left = containers();
+    assert_eq!(left.len(), 1, "the killed build's container is still there");
+
+    std::fs::write(ctx.path().join("Dockerfile"), "FROM busybox\nRUN true\n").unwrap();
+    ok(r, &["image", "build", "-t", "mc-next", c]);
+    assert_no_leftovers(r);
+    let ls = ok(r, &["image", "ls"]);
+    assert!(!String::from_utf8_lossy(&ls.stdout).contains("mc-killed"));
+}
