@@ -119,7 +119,25 @@ pub fn validate(global: &Global, args: &NetArgs) -> anyhow::Result<Parsed> {
         }
         return Ok(parsed);
     }
-    Networks::open(&global.root)?.get(&args.network)?;
+    let nets = Networks::open(&global.root)?;
+    let net = nets.get(&args.network)?;
+    if let Some(ip) = parsed.ip {
+        if !net.subnet.contains(&ip) {
+            return Err(user_error(format!(
+                "--ip {ip} is outside network {}'s subnet {}",
+                net.name, net.subnet
+            )));
+        }
+    }
+    // Port conflicts are reported before anything starts; attach checks
+    // again under the lock.
+    let owned: Vec<(PortMapping, String)> = nets
+        .endpoints()?
+        .iter()
+        .flat_map(|e| e.ports.iter().map(|p| (*p, e.container_name.clone())))
+        .collect();
+    mc_net::ports::check_clashes(&parsed.ports, &owned)?;
+    mc_net::ports::check_host_and_pick(&mut parsed.ports.clone())?;
     Ok(parsed)
 }
 
