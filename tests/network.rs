@@ -570,7 +570,54 @@ fn containers_resolve_each_other_and_talk() {
         Some(0),
         "another network must not resolve srv: {text}"
     );
-    let _ = cli(r, &["container", "rm", "-f", "srv"]);
+    let pubd = cli(
+        r,
+        &[
+            "container",
+            "run",
+            "-d",
+            "--rootfs",
+            "--name",
+            "pub",
+            "--network",
+            "mcback",
+            "-p",
+            "127.0.0.1:18765:80",
+            "-p",
+            "18766:53/udp",
+            fs,
+            "sleep",
+            "60",
+        ],
+    );
+    assert!(
+        pubd.status.success(),
+        "{}",
+        String::from_utf8_lossy(&pubd.stderr)
+    );
+    let port = cli(r, &["container", "port", "pub"]);
+    assert_eq!(
+        String::from_utf8_lossy(&port.stdout),
+        "80/tcp -> 127.0.0.1:18765\n53/udp -> 0.0.0.0:18766\n"
+    );
+    let taken = cli(
+        r,
+        &[
+            "container",
+            "run",
+            "--rm",
+            "--rootfs",
+            "--network",
+            "mcback",
+            "-p",
+            "18765:81",
+            fs,
+            "true",
+        ],
+    );
+    assert_eq!(taken.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&taken.stderr).contains("port 18765/tcp"));
+    let _ = cli(r, &["container", "rm", "-f", "srv", "pub"]);
     for net in ["mcfront", "mcback"] {
         let out = cli(r, &["network", "rm", net]);
         assert!(

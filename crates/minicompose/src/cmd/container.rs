@@ -36,6 +36,8 @@ pub enum ContainerCmd {
     Top(TopArgs),
     /// Display detailed information on one or more containers
     Inspect(InspectArgs),
+    /// List port mappings of a container (networking: container_net.rs)
+    Port(container_net::PortArgs),
 }
 
 #[derive(Args)]
@@ -245,6 +247,9 @@ pub fn run(g: &Global, cmd: ContainerCmd) -> anyhow::Result<i32> {
         }),
         ContainerCmd::Top(a) => top(&rt, a),
         ContainerCmd::Inspect(a) => inspect(&rt, a),
+        ContainerCmd::Port(a) => {
+            container_net::port(g, &rt.containers.find(&a.container)?.spec.id, a)
+        }
     }
 }
 

@@ -234,3 +234,45 @@ pub fn port_lines(global: &Global, id: &str) -> anyhow::Result<Vec<String>> {
         .map(|p| p.docker_line())
         .collect())
 }
+
+#[derive(Args, Debug)]
+pub struct PortArgs {
+    /// Container name or ID
+    pub container: String,
+    /// Only this port: PRIVATE_PORT[/PROTO]
+    pub private_port: Option<String>,
+}
+
+/// `container port`: Docker's output (`80/tcp -> 0.0.0.0:8080`, or only
+/// `0.0.0.0:8080` when a private port is given).
+pub fn port(global: &Global, id: &str, a: PortArgs) -> anyhow::Result<i32> {
+    let ports = Networks::open(&global.root)?.ports(id)?;
+    let Some(want) = a.private_port else {
+        for p in &ports {
+            println!("{}", p.docker_line());
+        }
+        return Ok(0);
+    };
+    let (num, proto) = want.split_once('/').unwrap_or((want.as_str(), "tcp"));
+    let num: u16 = num
+        .parse()
+        .map_err(|_| user_error(format!("invalid port {want:?}: expected PORT[/tcp|/udp]")))?;
+    let found: Vec<&PortMapping> = ports
+        .iter()
+        .filter(|p| p.container_port == num && p.proto.to_string() == proto)
+        .collect();
+    if found.is_empty() {
+        return Err(user_error(format!(
+            "no public port '{num}/{proto}' published for {}",
+            a.container
+        )));
+    }
+    for p in found {
+        println!(
+            "{}:{}",
+            p.host_ip.unwrap_or(Ipv4Addr::UNSPECIFIED),
+            p.host_port
+        );
+    }
+    Ok(0)
+}
