@@ -627,3 +627,45 @@ fn containers_resolve_each_other_and_talk() {
         );
     }
 }
+
+#[test]
+fn userland_proxy_serves_ports_without_nft() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    // The switch the crate reads besides a missing `nft`.
+    std::fs::write(env.nets.store().run_dir().join("userland-proxy"), b"").unwrap();
+    env.create("proxied", false);
+    let ns = Netns::new();
+    let (tport, uport) = (free_port(), free_port());
+    let ep = env.attach(
+        "px",
+        "proxied",
+        &ns,
+        &[],
+        &[
+            format!("127.0.0.1:{tport}:8080"),
+            format!("{uport}:9090/udp"),
+        ],
+    );
+    assert!(
+        !nft_table().contains(&format!("dport {tport} ")),
+        "no nft rule in proxy mode"
+    );
+    let echo = PeerEcho::tcp(&ns, "0.0.0.0:8080".parse().unwrap());
+    let uecho = PeerEcho::udp(&ns, "0.0.0.0:9090".parse().unwrap());
+    let seen = tcp_ask(sock(Ipv4Addr::LOCALHOST, tport)).expect("tcp through the proxy");
+    assert!(
+        !seen.starts_with("127.0.0.1:"),
+        "the proxy connects from the host side: {seen}"
+    );
+    assert!(
+        udp_ask(sock(Ipv4Addr::LOCALHOST, uport)).is_some(),
+        "udp through the proxy"
+    );
+    drop((echo, uecho));
+    env.nets.detach(&ep.container_id).unwrap();
+    // The proxy let go of the port.
+    assert!(std::net::TcpListener::bind(("127.0.0.1", tport)).is_ok());
+}

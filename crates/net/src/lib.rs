@@ -23,6 +23,7 @@ mod manager;
 pub mod netlink;
 pub mod netns;
 pub mod ports;
+pub mod proxy;
 pub mod state;
 pub mod sysctl;
 

@@ -175,8 +175,7 @@ impl Networks {
     /// Make the host match the state: drop dead endpoints, rewrite rules.
     fn sync(&self, networks: &[Network]) -> Result<Vec<Endpoint>, Error> {
         let (live, _) = self.gc()?;
-        let key = firewall::root_key(self.store.root());
-        firewall::apply(&firewall::render(&key, networks, &live))?;
+        self.apply_rules(networks, &live)?;
         Ok(live)
     }
 
@@ -185,10 +184,23 @@ impl Networks {
     fn gc_and_sync_if_needed(&self, networks: &[Network]) -> Result<Vec<Endpoint>, Error> {
         let (live, dropped) = self.gc()?;
         if dropped {
-            let key = firewall::root_key(self.store.root());
-            firewall::apply(&firewall::render(&key, networks, &live))?;
+            self.apply_rules(networks, &live)?;
         }
         Ok(live)
+    }
+
+    /// Rewrite the root's nft chains; without nft, published ports are
+    /// served by the userland proxy in the DNS server process instead.
+    fn apply_rules(&self, networks: &[Network], live: &[Endpoint]) -> Result<(), Error> {
+        if !crate::proxy::kernel_path(&self.store) {
+            tracing::info!(
+                target: "explain::nft",
+                "nft not used: published ports go through the userland proxy (no egress masquerade, no isolation rules)"
+            );
+            return Ok(());
+        }
+        let key = firewall::root_key(self.store.root());
+        firewall::apply(&firewall::render(&key, networks, live))
     }
 
     fn rebuild(&self) -> Result<Vec<Endpoint>, Error> {

@@ -71,6 +71,7 @@ async fn run(store: Store) -> Result<(), Error> {
         .with_context(|| format!("binding {}", sock_path.display()))?;
     let shared: Shared = Arc::new(RwLock::new(Arc::new(Records::default())));
     let mut listeners: HashMap<Ipv4Addr, Listener> = HashMap::new();
+    let mut proxies = crate::proxy::Proxies::default();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
     tracing::info!(
         "dns server for {} started (pid {})",
@@ -82,18 +83,35 @@ async fn run(store: Store) -> Result<(), Error> {
             conn = control.accept() => {
                 if let Ok((conn, _)) = conn {
                     let records = reload(&store, &shared, &mut listeners).await;
+                    sync_proxies(&store, &mut proxies).await;
                     let answer = if records.is_ok() { "ok\n" } else { "error\n" };
                     let _ = serve_control(conn, answer).await;
                 }
             }
             _ = tick.tick() => {
                 let _ = reload(&store, &shared, &mut listeners).await;
+                sync_proxies(&store, &mut proxies).await;
             }
         }
         if current(&shared).endpoint_count() == 0 {
             exit_if_idle(&store).await;
         }
     }
+}
+
+/// Published ports through the userland proxy, when nft is not used.
+async fn sync_proxies(store: &Store, proxies: &mut crate::proxy::Proxies) {
+    let endpoints: Vec<_> = if crate::proxy::kernel_path(store) {
+        Vec::new()
+    } else {
+        store
+            .endpoints()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|e| e.netns.alive())
+            .collect()
+    };
+    proxies.sync(&endpoints).await;
 }
 
 async fn serve_control(conn: UnixStream, answer: &str) -> std::io::Result<()> {

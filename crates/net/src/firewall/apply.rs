@@ -9,14 +9,17 @@ use super::rules::{RuleSet, TABLE};
 use crate::lock::{NetLock, HOST_LOCK};
 use crate::Error;
 
-/// Whether the `nft` tool is installed.
+/// Whether the `nft` tool is installed (asked once per process).
 pub fn nft_available() -> bool {
-    Command::new("nft")
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
+    static AVAILABLE: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *AVAILABLE.get_or_init(|| {
+        Command::new("nft")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success())
+    })
 }
 
 fn nft(script: &str) -> Result<(), Error> {
