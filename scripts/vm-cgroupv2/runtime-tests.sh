@@ -33,6 +33,7 @@ smoke_log=$(mktemp /tmp/mc-vm-smoke-log.XXXXXX)
 rm -f "$smoke_log"
 echo "vm-cgroupv2 lane: VM smoke test passed ($((SECONDS - t0))s)"
 
+t1=$SECONDS
 cargo build --release -p minicompose --quiet
 target=$(cargo metadata --format-version 1 --no-deps | jq -r .target_directory)
 bin=$target/release/minicompose
@@ -42,6 +43,8 @@ testbin=$(jq -r --arg n "$test_name" \
 	'select(.reason == "compiler-artifact" and .target.name == $n and .executable != null) | .executable' <<<"$artifacts" |
 	tail -n 1)
 [ -n "$testbin" ] && [ -x "$testbin" ] || die "cargo built no executable for the mc-e2e test '$test_name'"
+
+echo "vm-cgroupv2 lane: binaries built ($((SECONDS - t1))s)"
 
 stage=$(mktemp -d /tmp/mc-vm-lane.XXXXXX)
 registry_started=""
@@ -62,6 +65,7 @@ trap 'cleanup; rm -rf "$store"' EXIT
 "$bin" --root "$store" --registry-mirror "http://$MC_TEST_REGISTRY" image pull -q "$image" >"$stage/pull.log" 2>&1 ||
 	{ cat "$stage/pull.log" >&2; die "pre-pulling $image into $store failed"; }
 tar --xattrs --xattrs-include='*' -C / -cf "$stage/store.tar" "${store#/}"
+t2=$SECONDS
 echo "vm-cgroupv2 lane: $image pre-pulled ($(du -sh "$stage/store.tar" | cut -f1)); running $test_name tests in the VM"
 
 shares=(--share "$repo" --share "$stage")
@@ -87,5 +91,5 @@ rc=0
 	--bin "$bin" --bin "$testbin" \
 	-- sh -c '/usr/bin/tar --xattrs --xattrs-include="*" -C / -xpf "$0/store.tar" && exec "$@"' "$stage" \
 	"$testbin" "$@" || rc=$?
-echo "vm-cgroupv2 lane: $test_name tests in the VM exited $rc (lane took $((SECONDS - t0))s)"
+echo "vm-cgroupv2 lane: $test_name tests in the VM exited $rc after $((SECONDS - t2))s (lane took $((SECONDS - t0))s)"
 exit "$rc"
