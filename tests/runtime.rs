@@ -699,7 +699,7 @@ fn explain_shows_every_host_visible_step() {
     assert_eq!(out.status.code(), Some(0));
     let err = text(&out.stderr);
     for needle in [
-        "clone: clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET)",
+        "clone: clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC|CLONE_NEWNET|SIGCHLD)",
         "cgroup: mkdir ",
         "cgroup: join: write ",
         "mount: mount overlay on ",

@@ -238,14 +238,14 @@ pub fn start(cfg: &InitConfig, stdio: Stdio, hook: &mut dyn NetworkHook) -> Resu
     }
     crate::explain!(
         "clone",
-        "clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC{}{}) ",
+        "clone(CLONE_NEWNS|CLONE_NEWPID|CLONE_NEWUTS|CLONE_NEWIPC{}|SIGCHLD){}",
         if flags & libc::CLONE_NEWNET != 0 {
             "|CLONE_NEWNET"
         } else {
             ""
         },
         if cfg.cgroup_v2 {
-            ", then unshare(CLONE_NEWCGROUP) in the child after joining its cgroup"
+            "; the child unshares CLONE_NEWCGROUP once it is in its cgroup"
         } else {
             ""
         }
