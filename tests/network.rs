@@ -250,7 +250,9 @@ fn names_ports_egress_and_isolation() {
     // Removal: names and rules go away.
     assert_eq!(env.nets.ports(&ep2.container_id).unwrap().len(), 2);
     env.nets.detach(&ep2.container_id).unwrap();
-    assert_eq!(dns_in(&ns1, gw_a, "db").unwrap().rcode, 3);
+    let after = dns_in(&ns1, gw_a, "db");
+    let log = std::fs::read_to_string(env.nets.store().dns_log()).unwrap_or_default();
+    assert_eq!(after.map(|r| r.rcode), Some(3), "dns log:\n{log}");
     assert!(!nft_table().contains(&format!("dport {tport} ")));
     assert!(links_with_prefix(&ep2.host_veth).is_empty());
     let _ = internal;

@@ -5,7 +5,6 @@
 use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
-use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -59,35 +58,30 @@ pub fn notify(store: &Store, start: Option<&DnsLauncher>) -> Result<(), Error> {
         launcher.program.display(),
         launcher.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
     );
-    let mut cmd = Command::new(&launcher.program);
-    cmd.args(&launcher.args)
+    // `setsid --fork` (util-linux) starts the server in a new session and
+    // exits at once: the server is orphaned (re-parented to init), so it
+    // never becomes our zombie nor shows up in a caller's waitpid(-1).
+    let mut cmd = Command::new("setsid");
+    cmd.arg("--fork")
+        .arg(&launcher.program)
+        .args(&launcher.args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-    // SAFETY: setsid is async-signal-safe; it detaches the server from our
-    // session so it outlives this command and its terminal.
-    unsafe {
-        cmd.pre_exec(|| {
-            libc::setsid();
-            Ok(())
-        });
+    let status = cmd
+        .status()
+        .context("starting the DNS server (setsid --fork)")?;
+    if !status.success() {
+        return Err(anyhow::anyhow!(
+            "starting the DNS server failed ({status}); see {}",
+            store.dns_log().display()
+        )
+        .into());
     }
-    let mut child = cmd.spawn().context("starting the DNS server")?;
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {
         if ask_reload(store).is_ok() {
-            // The server is detached; reap it later is not our job: it
-            // runs until no endpoint is left. Avoid a zombie if it exits
-            // while we still run by not keeping a handle.
-            drop(child);
             return Ok(());
-        }
-        if let Ok(Some(status)) = child.try_wait() {
-            return Err(anyhow::anyhow!(
-                "the DNS server exited at start ({status}); see {}",
-                store.dns_log().display()
-            )
-            .into());
         }
         if Instant::now() > deadline {
             return Err(anyhow::anyhow!(

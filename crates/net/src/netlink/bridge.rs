@@ -8,6 +8,16 @@ use rtnetlink::LinkBridge;
 use super::{is_errno, Netlink};
 use crate::Error;
 
+/// A fixed MAC for the bridge (locally administered, from its name). Left
+/// alone, a bridge takes the lowest MAC of its ports and changes it when
+/// that port goes, leaving stale ARP entries for the gateway in every
+/// container (DNS and egress stall for seconds after a container leaves).
+fn bridge_mac(name: &str) -> [u8; 6] {
+    let h = crate::firewall::root_key(std::path::Path::new(name));
+    let n = u32::from_str_radix(&h, 16).unwrap_or(0).to_be_bytes();
+    [0x02, 0x6d, n[0], n[1], n[2], n[3]]
+}
+
 /// Make sure bridge `name` exists with `gateway/prefix` and is up.
 /// Idempotent: repairs a bridge a killed process left half-configured.
 pub async fn ensure_bridge(
@@ -18,8 +28,13 @@ pub async fn ensure_bridge(
     mtu: u32,
 ) -> Result<(), Error> {
     if nl.link(name).await?.is_none() {
-        tracing::info!(target: "explain::netlink", "RTM_NEWLINK {name} type bridge mtu {mtu}");
-        let msg = LinkBridge::new(name).mtu(mtu).build();
+        let mac = bridge_mac(name);
+        tracing::info!(
+            target: "explain::netlink",
+            "RTM_NEWLINK {name} type bridge mtu {mtu} address {}",
+            mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
+        );
+        let msg = LinkBridge::new(name).mtu(mtu).address(mac.to_vec()).build();
         match nl.handle().link().add(msg).execute().await {
             Ok(()) => {}
             Err(e) if is_errno(&e, libc::EEXIST) => {}
