@@ -22,6 +22,11 @@ pub struct DnsLauncher {
     pub args: Vec<OsString>,
 }
 
+/// Held by the running server (one per root).
+pub fn dns_lock(store: &Store) -> PathBuf {
+    store.run_dir().join("dns.lock")
+}
+
 fn ask_reload(store: &Store) -> std::io::Result<()> {
     let mut s = UnixStream::connect(store.dns_socket())?;
     s.set_read_timeout(Some(Duration::from_secs(5)))?;
@@ -45,7 +50,20 @@ pub fn notify(store: &Store, start: Option<&DnsLauncher>) -> Result<(), Error> {
     let Some(launcher) = start else {
         return Ok(());
     };
-    let _ = std::fs::remove_file(store.dns_socket());
+    // The server holds dns.lock for its whole life: if it is taken, a
+    // server runs but did not answer; starting another would not help.
+    match crate::lock::NetLock::try_acquire(&dns_lock(store))? {
+        Some(free) => drop(free),
+        None => {
+            return Err(anyhow::anyhow!(
+                "the DNS server of {} does not answer on {}; see {}",
+                store.root().display(),
+                store.dns_socket().display(),
+                store.dns_log().display()
+            )
+            .into())
+        }
+    }
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

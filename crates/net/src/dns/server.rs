@@ -61,11 +61,12 @@ fn load(store: &Store) -> Result<Records, Error> {
 
 async fn run(store: Store) -> Result<(), Error> {
     let sock_path = store.dns_socket();
-    if UnixStream::connect(&sock_path).await.is_ok() {
+    // One server per root: held until the process exits.
+    let Some(_instance) = NetLock::try_acquire(&super::control::dns_lock(&store))? else {
         return Err(
             anyhow::anyhow!("a DNS server already serves {}", store.root().display()).into(),
         );
-    }
+    };
     let _ = std::fs::remove_file(&sock_path);
     let control = UnixListener::bind(&sock_path)
         .with_context(|| format!("binding {}", sock_path.display()))?;
@@ -132,6 +133,11 @@ async fn serve_control(conn: UnixStream, answer: &str) -> std::io::Result<()> {
 async fn exit_if_idle(store: &Store) {
     let store = store.clone();
     let _ = tokio::task::spawn_blocking(move || {
+        // The root is gone altogether (a test's temporary root): nothing to
+        // lock or serve, and taking the lock would recreate its directory.
+        if !store.run_dir().exists() {
+            std::process::exit(0);
+        }
         let Ok(Some(_lock)) = NetLock::try_acquire(&store.lock_path()) else {
             return;
         };
