@@ -378,6 +378,35 @@ fn hundred_cycles_and_killed_owner_leak_nothing() {
     assert!(!nft_table().contains(&net.bridge) || nft_table().contains("masquerade"));
     assert!(env.nets.store().endpoints().unwrap().is_empty());
 
+    // The DNS server is killed -9: the next command starts a new one.
+    let ns_a = Netns::new();
+    let ns_b = Netns::new();
+    env.attach("keep", "cycle", &ns_a, &[], &[]);
+    let gone = env.attach("gone", "cycle", &ns_b, &[], &[]);
+    let pid_of_dns = || {
+        let out = Command::new("pgrep")
+            .args([
+                "-f",
+                &format!("{} __internal dns", env.nets.store().root().display()),
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let first = pid_of_dns();
+    assert!(!first.is_empty(), "dns server runs");
+    unsafe { libc::kill(first.parse().unwrap(), libc::SIGKILL) };
+    std::thread::sleep(std::time::Duration::from_millis(100));
+    env.nets.detach(&gone.container_id).unwrap();
+    let gw = sock(net.gateway, 53);
+    assert_eq!(
+        ns_a.run(move || dns_a(gw, "keep")).map(|r| r.rcode),
+        Some(0),
+        "DNS back after kill -9"
+    );
+    assert_ne!(pid_of_dns(), first);
+    env.nets.detach("keep0123456789abcdef").unwrap();
+
     // The namespace's owner is killed -9: the next command cleans up.
     let mut child = Command::new("unshare")
         .args(["-n", "sleep", "600"])

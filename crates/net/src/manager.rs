@@ -476,8 +476,15 @@ impl Networks {
             }
             self.store.delete_endpoint(ep)?;
         }
-        self.rebuild()?;
-        dns::notify(&self.store, None)?;
+        let live = self.rebuild()?;
+        // Containers remain: make sure their DNS server runs (it may have
+        // been killed), not only that it reloads.
+        let start = if live.is_empty() {
+            None
+        } else {
+            self.dns.as_ref()
+        };
+        dns::notify(&self.store, start)?;
         Ok(mine.len())
     }
 }
