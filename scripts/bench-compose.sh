@@ -80,7 +80,7 @@ results=()
 mcroot="$work/mcroot"
 mc() { "$MINICOMPOSE_BIN" --root "$mcroot" --registry-mirror "http://$MC_TEST_REGISTRY" "$@"; }
 for s in hit many; do
-  (cd "$work/$s" && mc -p "mcb$s" pull >/dev/null 2>&1)
+  (cd "$work/$s" && mc -p "mcb$s" pull >/dev/null 2>&1) || { echo "bench-compose: minicompose pull failed in $work/$s" >&2; exit 1; }
   results+=("$(bench "minicompose:$s" "$work/$s" "$MINICOMPOSE_BIN" --root "$mcroot" -p "mcb$s" up -d -- "$MINICOMPOSE_BIN" --root "$mcroot" -p "mcb$s" down)")
 done
 # Supervisor memory (the issue's target: <= 10 MiB RSS for two services).
@@ -100,19 +100,21 @@ compose_cmd=()
 if [ "$docker" = 1 ]; then
   if docker compose version >/dev/null 2>&1; then compose_cmd=(docker compose)
   elif command -v docker-compose >/dev/null; then compose_cmd=(docker-compose); fi
-  if [ ${#compose_cmd[@]} -gt 0 ] && ! docker info >/dev/null 2>&1 && command -v dockerd >/dev/null; then
-    # A private dockerd that pulls through the test registry.
-    mkdir -p /etc/docker
-    [ -e /etc/docker/daemon.json ] || printf '{"registry-mirrors":["http://%s"],"insecure-registries":["%s"]}\n' \
-      "$MC_TEST_REGISTRY" "$MC_TEST_REGISTRY" > /etc/docker/daemon.json
-    dockerd >"$work/dockerd.log" 2>&1 &
+  if [ ${#compose_cmd[@]} -gt 0 ] && command -v dockerd >/dev/null; then
+    # Our own dockerd (data, sockets and pid under $work), pulling through
+    # the test registry; no docker0 bridge and no iptables rules of its own.
+    dockerd --data-root "$work/docker" --exec-root "$work/docker-exec" -p "$work/dockerd.pid" \
+      -H "unix://$work/docker.sock" --bridge=none --iptables=false --ip6tables=false --ip-masq=false \
+      --registry-mirror "http://$MC_TEST_REGISTRY" --insecure-registry "$MC_TEST_REGISTRY" \
+      >"$work/dockerd.log" 2>&1 &
     started_dockerd=$!
+    export DOCKER_HOST="unix://$work/docker.sock"
     for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
   fi
   if [ ${#compose_cmd[@]} -gt 0 ] && docker info >/dev/null 2>&1; then
     for s in hit many; do
       (cd "$work/$s" && "${compose_cmd[@]}" -p "mcd$s" pull >/dev/null 2>&1) || true
-      results+=("$(bench "docker-compose:$s" "$work/$s" "${compose_cmd[@]}" -p "mcd$s" up -d -- "${compose_cmd[@]}" -p "mcd$s" down || echo "docker-compose:$s - -")")
+      results+=("$(bench "${compose_cmd[*]// /-}:$s" "$work/$s" "${compose_cmd[@]}" -p "mcd$s" up -d -- "${compose_cmd[@]}" -p "mcd$s" down || echo "docker-compose:$s - -")")
     done
   else
     results+=("docker-compose:hit - -" "docker-compose:many - -")

@@ -606,116 +606,131 @@ impl Engine {
         }
 
         let mut recreated: Vec<String> = Vec::new();
+        let levels = plan::levels(&project.services);
+        let mut by_level: Vec<Vec<&String>> = Vec::new();
         for svc in &order {
-            let s = &project.services[svc];
-            let (image_ref, image) = &images[svc];
-            let svc_hash = hash::service_hash(s);
-            let existing: Vec<Existing> = all
-                .iter()
-                .filter(|m| m.service == *svc && !m.oneoff)
-                .map(|m| Existing {
-                    id: m.id().to_string(),
-                    number: m.number,
-                    hash: m
-                        .rec
-                        .spec
-                        .labels
-                        .get(LABEL_HASH)
-                        .cloned()
-                        .unwrap_or_default(),
-                    image_id: m
-                        .rec
-                        .spec
-                        .labels
-                        .get(LABEL_IMAGE)
-                        .cloned()
-                        .unwrap_or_default(),
-                    running: m.running(),
-                })
-                .collect();
-            let want = opts.scale.get(svc).copied().unwrap_or_else(|| s.replicas());
-            // depends_on with restart: true — a recreated dependency restarts us.
-            let dep_restarted = s
-                .depends_on
-                .iter()
-                .any(|(d, dep)| dep.restart && recreated.contains(d));
-            let mut actions = plan::reconcile(&existing, want, &svc_hash, &image.id, opts.recreate);
-            if !opts.no_start {
-                self.wait_dependencies(project, svc, rep)?;
+            let l = levels.get(svc).copied().unwrap_or(0);
+            if by_level.len() <= l {
+                by_level.resize(l + 1, Vec::new());
             }
-            actions.sort_by_key(|(n, a)| (!matches!(a, Action::Remove { .. }), *n));
-            for (number, action) in actions {
-                match action {
-                    Action::Remove { id } => {
-                        let name = all
-                            .iter()
-                            .find(|m| m.id() == id)
-                            .map(|m| m.name().to_string())
-                            .unwrap_or_default();
-                        rep.status("Container", &name, "Stopping");
-                        self.stop_container(&project.name, &id, opts.timeout)?;
-                        rep.status("Container", &name, "Removing");
-                        self.remove_container(&project.name, &id, false)?;
-                        rep.status("Container", &name, "Removed");
-                    }
-                    Action::Keep { id } => {
-                        let name = all
-                            .iter()
-                            .find(|m| m.id() == id)
-                            .map(|m| m.name().to_string())
-                            .unwrap_or_default();
-                        if dep_restarted && !opts.no_start {
-                            rep.status("Container", &name, "Restarting");
+            by_level[l].push(svc);
+        }
+        for level in by_level {
+            // Containers of one level start together (forked), after the level's
+            // creations and removals.
+            let mut to_start: Vec<(String, String)> = Vec::new();
+            for svc in level {
+                let s = &project.services[svc];
+                let (image_ref, image) = &images[svc];
+                let svc_hash = hash::service_hash(s);
+                let existing: Vec<Existing> = all
+                    .iter()
+                    .filter(|m| m.service == *svc && !m.oneoff)
+                    .map(|m| Existing {
+                        id: m.id().to_string(),
+                        number: m.number,
+                        hash: m
+                            .rec
+                            .spec
+                            .labels
+                            .get(LABEL_HASH)
+                            .cloned()
+                            .unwrap_or_default(),
+                        image_id: m
+                            .rec
+                            .spec
+                            .labels
+                            .get(LABEL_IMAGE)
+                            .cloned()
+                            .unwrap_or_default(),
+                        running: m.running(),
+                    })
+                    .collect();
+                let want = opts.scale.get(svc).copied().unwrap_or_else(|| s.replicas());
+                // depends_on with restart: true — a recreated dependency restarts us.
+                let dep_restarted = s
+                    .depends_on
+                    .iter()
+                    .any(|(d, dep)| dep.restart && recreated.contains(d));
+                let mut actions =
+                    plan::reconcile(&existing, want, &svc_hash, &image.id, opts.recreate);
+                if !opts.no_start {
+                    self.wait_dependencies(project, svc, rep)?;
+                }
+                actions.sort_by_key(|(n, a)| (!matches!(a, Action::Remove { .. }), *n));
+                for (number, action) in actions {
+                    match action {
+                        Action::Remove { id } => {
+                            let name = all
+                                .iter()
+                                .find(|m| m.id() == id)
+                                .map(|m| m.name().to_string())
+                                .unwrap_or_default();
+                            rep.status("Container", &name, "Stopping");
                             self.stop_container(&project.name, &id, opts.timeout)?;
-                            self.start_reporting(&project.name, &id, &name, rep)?;
-                        } else {
-                            rep.status("Container", &name, "Running");
+                            rep.status("Container", &name, "Removing");
+                            self.remove_container(&project.name, &id, false)?;
+                            rep.status("Container", &name, "Removed");
                         }
-                    }
-                    Action::Start { id } => {
-                        let name = all
-                            .iter()
-                            .find(|m| m.id() == id)
-                            .map(|m| m.name().to_string())
-                            .unwrap_or_default();
-                        if !opts.no_start {
-                            self.start_reporting(&project.name, &id, &name, rep)?;
+                        Action::Keep { id } => {
+                            let name = all
+                                .iter()
+                                .find(|m| m.id() == id)
+                                .map(|m| m.name().to_string())
+                                .unwrap_or_default();
+                            if dep_restarted && !opts.no_start {
+                                rep.status("Container", &name, "Restarting");
+                                self.stop_container(&project.name, &id, opts.timeout)?;
+                                to_start.push((id.clone(), name));
+                            } else {
+                                rep.status("Container", &name, "Running");
+                            }
                         }
-                    }
-                    Action::Recreate { id } => {
-                        let name = all
-                            .iter()
-                            .find(|m| m.id() == id)
-                            .map(|m| m.name().to_string())
-                            .unwrap_or_default();
-                        rep.status("Container", &name, "Recreate");
-                        self.stop_container(&project.name, &id, opts.timeout)?;
-                        self.remove_container(&project.name, &id, false)?;
-                        let (rec, _) = self.create_container(
-                            project, svc, s, image_ref, image, number, false, true, false, None,
-                        )?;
-                        rep.status("Container", &rec.spec.name, "Recreated");
-                        recreated.push(svc.clone());
-                        if !opts.no_start {
-                            self.start_reporting(&project.name, &rec.spec.id, &rec.spec.name, rep)?;
+                        Action::Start { id } => {
+                            let name = all
+                                .iter()
+                                .find(|m| m.id() == id)
+                                .map(|m| m.name().to_string())
+                                .unwrap_or_default();
+                            if !opts.no_start {
+                                to_start.push((id.clone(), name));
+                            }
                         }
-                    }
-                    Action::Create => {
-                        let name = s
-                            .container_name
-                            .clone()
-                            .unwrap_or_else(|| naming::container_name(&project.name, svc, number));
-                        rep.status("Container", &name, "Creating");
-                        let (rec, _) = self.create_container(
-                            project, svc, s, image_ref, image, number, false, true, false, None,
-                        )?;
-                        rep.status("Container", &rec.spec.name, "Created");
-                        if !opts.no_start {
-                            self.start_reporting(&project.name, &rec.spec.id, &rec.spec.name, rep)?;
+                        Action::Recreate { id } => {
+                            let name = all
+                                .iter()
+                                .find(|m| m.id() == id)
+                                .map(|m| m.name().to_string())
+                                .unwrap_or_default();
+                            rep.status("Container", &name, "Recreate");
+                            self.stop_container(&project.name, &id, opts.timeout)?;
+                            self.remove_container(&project.name, &id, false)?;
+                            let (rec, _) = self.create_container(
+                                project, svc, s, image_ref, image, number, false, true, false, None,
+                            )?;
+                            rep.status("Container", &rec.spec.name, "Recreated");
+                            recreated.push(svc.clone());
+                            if !opts.no_start {
+                                to_start.push((rec.spec.id.clone(), rec.spec.name.clone()));
+                            }
+                        }
+                        Action::Create => {
+                            let name = s.container_name.clone().unwrap_or_else(|| {
+                                naming::container_name(&project.name, svc, number)
+                            });
+                            rep.status("Container", &name, "Creating");
+                            let (rec, _) = self.create_container(
+                                project, svc, s, image_ref, image, number, false, true, false, None,
+                            )?;
+                            rep.status("Container", &rec.spec.name, "Created");
+                            if !opts.no_start {
+                                to_start.push((rec.spec.id.clone(), rec.spec.name.clone()));
+                            }
                         }
                     }
                 }
             }
+            self.start_many(&project.name, &to_start, rep)?;
         }
         self.notify_supervisor(&project.name);
         let members = self.members(&project.name);
@@ -730,6 +745,105 @@ impl Engine {
             out.extend(m);
         }
         Ok(out)
+    }
+
+    /// Start several containers at once: one forked child each (at most
+    /// four at a time), as docker compose starts a level in parallel. The
+    /// children are single-threaded copies of us, so the runtime may fork
+    /// in them. The first failure is returned, after every child is done.
+    fn start_many(
+        &self,
+        project: &str,
+        list: &[(String, String)],
+        rep: &mut dyn Reporter,
+    ) -> Result<(), Error> {
+        use std::io::Read as _;
+        use std::os::fd::AsRawFd as _;
+        if list.len() < 2 {
+            for (id, name) in list {
+                self.start_reporting(project, id, name, rep)?;
+            }
+            return Ok(());
+        }
+        const MAX: usize = 4;
+        let mut pending = list.iter();
+        let mut children: Vec<(i32, &str, std::fs::File)> = Vec::new();
+        let mut failure: Option<Error> = None;
+        loop {
+            while children.len() < MAX && failure.is_none() {
+                let Some((id, name)) = pending.next() else {
+                    break;
+                };
+                rep.status("Container", name, "Starting");
+                let (r, w) = nix::unistd::pipe().context("pipe")?;
+                // SAFETY: this process is single-threaded (the runtime's contract).
+                let pid = unsafe { libc::fork() };
+                if pid < 0 {
+                    failure = Some(
+                        anyhow::Error::from(std::io::Error::last_os_error())
+                            .context("fork")
+                            .into(),
+                    );
+                    break;
+                }
+                if pid == 0 {
+                    drop(r);
+                    let code = match self.start_container(project, id) {
+                        Ok(warnings) => {
+                            for wmsg in warnings {
+                                rep.warn(&wmsg);
+                            }
+                            0
+                        }
+                        Err(e) => {
+                            let msg = format!("{}{e:#}", if e.is_user_error() { "U" } else { "O" });
+                            // SAFETY: write our message to the pipe we own.
+                            unsafe { libc::write(w.as_raw_fd(), msg.as_ptr().cast(), msg.len()) };
+                            1
+                        }
+                    };
+                    // SAFETY: leave the forked child without the parent's cleanup.
+                    unsafe { libc::_exit(code) }
+                }
+                drop(w);
+                children.push((pid, name, std::fs::File::from(r)));
+            }
+            if children.is_empty() {
+                break;
+            }
+            let mut i = 0;
+            let mut reaped = false;
+            while i < children.len() {
+                let mut st = 0;
+                // SAFETY: our own child.
+                let r = unsafe { libc::waitpid(children[i].0, &mut st, libc::WNOHANG) };
+                if r == 0 {
+                    i += 1;
+                    continue;
+                }
+                reaped = true;
+                let (_, name, mut f) = children.swap_remove(i);
+                let mut msg = String::new();
+                let _ = f.read_to_string(&mut msg);
+                if r > 0 && libc::WIFEXITED(st) && libc::WEXITSTATUS(st) == 0 {
+                    rep.status("Container", name, "Started");
+                } else if failure.is_none() {
+                    failure = Some(match msg.split_at_checked(1) {
+                        Some(("U", m)) => Error::Invalid(m.to_string()),
+                        Some((_, m)) if !m.is_empty() => Error::Other(anyhow::anyhow!("{m}")),
+                        _ => Error::Other(anyhow::anyhow!("starting {name} failed")),
+                    });
+                }
+            }
+            if !reaped {
+                sleep_ms(2);
+            }
+        }
+        self.notify_supervisor(project);
+        match failure {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     fn start_reporting(

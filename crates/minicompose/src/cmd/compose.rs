@@ -331,11 +331,21 @@ pub fn engine(g: &Global, with_supervisor: bool) -> anyhow::Result<Engine> {
         progress: true,
         ..Default::default()
     };
+    let net_helper = Some(mc_engine::Launcher {
+        program,
+        args: vec![
+            "--root".into(),
+            g.root.clone().into_os_string(),
+            "__internal".into(),
+            "compose-net".into(),
+        ],
+    });
     Ok(Engine::new(
         &g.root,
         pull,
         Some(dns_launcher(g)?),
         supervisor,
+        net_helper,
     ))
 }
 
@@ -831,7 +841,14 @@ pub fn exec(g: &Global, a: ExecArgs) -> anyhow::Result<i32> {
 pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<i32> {
     let mut project = load(g)?;
     // As docker compose run: services with `build:` are built if missing.
-    super::build::for_up(g, &mut project, &[a.service.clone()], a.no_deps, false, false)?;
+    super::build::for_up(
+        g,
+        &mut project,
+        &[a.service.clone()],
+        a.no_deps,
+        false,
+        false,
+    )?;
     let eng = engine(g, true)?;
     let mut rep = Printer { quiet: false };
     let mut publish = Vec::new();
