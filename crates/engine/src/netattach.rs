@@ -33,7 +33,7 @@ pub struct NetContext {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum HelperRequest {
     Attach {
-        record: ContainerRecord,
+        record: Box<ContainerRecord>,
         hostname: String,
         dir: PathBuf,
         pid: i32,
@@ -167,7 +167,7 @@ impl mc_runtime::NetworkHook for Hook<'_> {
 
     fn setup(&mut self, pid: i32) -> Result<(), mc_runtime::Error> {
         let req = HelperRequest::Attach {
-            record: self.rec.clone(),
+            record: Box::new(self.rec.clone()),
             hostname: self.hostname.clone(),
             dir: self.dir.clone(),
             pid,

@@ -844,7 +844,7 @@ pub fn run(g: &Global, a: RunArgs) -> anyhow::Result<i32> {
     super::build::for_up(
         g,
         &mut project,
-        &[a.service.clone()],
+        std::slice::from_ref(&a.service),
         a.no_deps,
         false,
         false,
