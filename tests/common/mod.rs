@@ -4,8 +4,8 @@
 //! root and the local registry that `scripts/test.sh` starts; it passes the
 //! registry's address as `MC_TEST_REGISTRY` (host:port).
 
-pub mod lifecycle;
 pub mod images;
+pub mod lifecycle;
 pub mod network;
 pub mod runtime;
 

@@ -10,6 +10,12 @@ pub struct Rt {
     pub root: tempfile::TempDir,
 }
 
+impl Default for Rt {
+    fn default() -> Rt {
+        Rt::new()
+    }
+}
+
 /// The image the runtime tests use.
 pub const IMAGE: &str = "busybox";
 

@@ -4,8 +4,8 @@
 //! command to a module under `cmd/`. The work lives in the library crates.
 
 mod cmd;
-mod explain;
 mod exit;
+mod explain;
 mod global;
 
 use clap::{Parser, Subcommand};

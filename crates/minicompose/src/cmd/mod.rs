@@ -10,7 +10,7 @@ pub mod container;
 pub mod container_net;
 pub mod image;
 pub mod internal;
-pub mod internal_supervisor;
 pub mod internal_dns;
+pub mod internal_supervisor;
 pub mod network;
 pub mod version;
