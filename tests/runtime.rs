@@ -757,3 +757,41 @@ fn foreground_run_forwards_signals() {
         || rt.ids().is_empty(),
     );
 }
+
+#[test]
+fn command_starts_with_a_clean_signal_state() {
+    // Ignored signals and the mask survive execve: our own process ignores
+    // SIGPIPE (Rust's runtime), which must not leak into the container.
+    let rt = Rt::new();
+    for extra in [&[][..], &["--init"][..]] {
+        let out = stdout_of(&rt.run(extra, &["grep", "-E", "^Sig(Ign|Blk)", "/proc/self/status"]));
+        assert!(
+            out.contains("SigIgn:\t0000000000000000"),
+            "{extra:?}: {out}"
+        );
+        assert!(
+            out.contains("SigBlk:\t0000000000000000"),
+            "{extra:?}: {out}"
+        );
+    }
+    let exec_out = rt.mc(&[
+        "container",
+        "run",
+        "-d",
+        "--name",
+        "mcsig",
+        IMAGE,
+        "sleep",
+        "30",
+    ]);
+    assert!(exec_out.status.success(), "{}", text(&exec_out.stderr));
+    let out = stdout_of(&rt.mc(&[
+        "container",
+        "exec",
+        "mcsig",
+        "grep",
+        "SigIgn",
+        "/proc/self/status",
+    ]));
+    assert!(out.contains("SigIgn:\t0000000000000000"), "exec: {out}");
+}

@@ -324,6 +324,47 @@ fn cstrings(v: &[String]) -> Result<Vec<CString>, Fail> {
         .collect()
 }
 
+/// Give the command a clean signal state, as Docker does: ignored signals
+/// survive execve (Rust's runtime ignores SIGPIPE in our own process), and so
+/// does the mask.
+fn reset_signals() {
+    // SAFETY: plain signal-state syscalls on the current thread; signals
+    // that cannot be changed (SIGKILL, SIGSTOP, libc-reserved) just fail.
+    unsafe {
+        for sig in 1..libc::SIGRTMAX() {
+            libc::signal(sig, libc::SIG_DFL);
+        }
+        // libc refuses its own reserved signals (32, 33), which can still be
+        // ignored when we get them: reset those with the raw syscall.
+        #[cfg(target_arch = "x86_64")]
+        for sig in 32..libc::SIGRTMIN() {
+            #[repr(C)]
+            struct KernelSigaction {
+                handler: usize,
+                flags: u64,
+                restorer: usize,
+                mask: u64,
+            }
+            let dfl = KernelSigaction {
+                handler: libc::SIG_DFL,
+                flags: 0,
+                restorer: 0,
+                mask: 0,
+            };
+            libc::syscall(
+                libc::SYS_rt_sigaction,
+                sig,
+                &dfl as *const KernelSigaction,
+                std::ptr::null_mut::<KernelSigaction>(),
+                8usize,
+            );
+        }
+        let mut none: libc::sigset_t = std::mem::zeroed();
+        libc::sigemptyset(&mut none);
+        libc::sigprocmask(libc::SIG_SETMASK, &none, std::ptr::null_mut());
+    }
+}
+
 /// execve; returns only on failure.
 pub(crate) fn exec(
     path: &Path,
@@ -340,6 +381,7 @@ pub(crate) fn exec(
     argv.push(std::ptr::null());
     let mut envp: Vec<*const libc::c_char> = env_c.iter().map(|a| a.as_ptr()).collect();
     envp.push(std::ptr::null());
+    reset_signals();
     explain!("exec", "execve {} {:?}", path.display(), args);
     // SAFETY: NUL-terminated arrays of valid C strings.
     unsafe { libc::execve(p.as_ptr(), argv.as_ptr(), envp.as_ptr()) };
