@@ -106,6 +106,14 @@ fn main() {
         }
     };
     explain::init(&cli.global);
+    if !matches!(cli.command, Command::Internal(_)) {
+        // A user command whose output pipe closes (`image inspect | head`)
+        // ends quietly, as other CLI tools do, instead of panicking in
+        // println!. Internal processes (supervisor, monitors, DNS) keep
+        // SIGPIPE ignored: a vanished peer must not kill them.
+        // SAFETY: setting a signal disposition before any thread exists.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     let result = match cli.command {
         Command::Image(c) => cmd::image::run(&cli.global, c),
         Command::Login(a) => cmd::image::login(&cli.global, a),
