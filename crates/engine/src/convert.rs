@@ -362,9 +362,28 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
         dns,
         extra_hosts,
         anon_volumes: anon,
+        exposed: exposed_ports(&cfg.exposed_ports().clone().unwrap_or_default(), &s.expose),
         stopped_by_user: false,
     };
     Ok(Built { spec, record, fill })
+}
+
+/// The image's exposed ports and `expose:` entries as `port/proto`, sorted.
+pub fn exposed_ports(image: &[String], expose: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = image
+        .iter()
+        .chain(expose.iter())
+        .map(|p| {
+            if p.contains('/') {
+                p.clone()
+            } else {
+                format!("{p}/tcp")
+            }
+        })
+        .collect();
+    out.sort();
+    out.dedup();
+    out
 }
 
 /// Published ports → mc_net mappings (host port 0 = pick one).
@@ -483,4 +502,56 @@ pub fn unsupported(svc: &str, s: &Service) -> Vec<String> {
     keys.into_iter()
         .map(|k| format!("service {svc}: `{k}` is not supported by minicompose yet and is ignored"))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exposed_like_docker() {
+        let e = exposed_ports(
+            &["6379/tcp".into()],
+            &["3000".into(), "53/udp".into(), "6379".into()],
+        );
+        assert_eq!(e, vec!["3000/tcp", "53/udp", "6379/tcp"]);
+    }
+
+    #[test]
+    fn healthcheck_forms() {
+        let mut s = Service::default();
+        assert_eq!(healthcheck("s", &s).unwrap(), None);
+        s.healthcheck = Some(mc_compose::Healthcheck {
+            test: vec!["CMD-SHELL".into(), "exit 0".into()],
+            ..Default::default()
+        });
+        let h = healthcheck("s", &s).unwrap().unwrap();
+        assert_eq!(h.argv, vec!["/bin/sh", "-c", "exit 0"]);
+        assert_eq!((h.interval, h.retries), (Duration::from_secs(30), 3));
+        s.healthcheck = Some(mc_compose::Healthcheck {
+            test: vec!["NONE".into()],
+            ..Default::default()
+        });
+        assert_eq!(healthcheck("s", &s).unwrap(), None);
+    }
+
+    #[test]
+    fn ports_to_mappings() {
+        let p = Port {
+            name: None,
+            mode: "ingress".into(),
+            host_ip: Some("127.0.0.1".into()),
+            target: 80,
+            published: Some("8080".into()),
+            protocol: "tcp".into(),
+            app_protocol: None,
+        };
+        let m = port_mappings("web", &[p.clone()]).unwrap();
+        assert_eq!((m[0].host_port, m[0].container_port), (8080, 80));
+        let bad = Port {
+            protocol: "sctp".into(),
+            ..p
+        };
+        assert!(port_mappings("web", &[bad]).unwrap_err().is_user_error());
+    }
 }

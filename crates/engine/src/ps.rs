@@ -173,6 +173,32 @@ impl Engine {
                         });
                     }
                 }
+                if running {
+                    let exposed = self
+                        .paths
+                        .read_record(project, m.id())
+                        .map(|r| r.exposed)
+                        .unwrap_or_default();
+                    for e in exposed {
+                        let (port, proto) = e.split_once('/').unwrap_or((e.as_str(), "tcp"));
+                        let Ok(port) = port.parse::<u16>() else {
+                            continue;
+                        };
+                        if publishers
+                            .iter()
+                            .any(|p| p.target_port == port && p.protocol == proto)
+                        {
+                            continue;
+                        }
+                        ports.push(format!("{port}/{proto}"));
+                        publishers.push(Publisher {
+                            url: String::new(),
+                            target_port: port,
+                            published_port: 0,
+                            protocol: proto.to_string(),
+                        });
+                    }
+                }
                 let network_names: Vec<String> = match self.paths.read_record(project, m.id()) {
                     Some(r) => r.networks.iter().map(|n| n.network.clone()).collect(),
                     None => vec![m.rec.spec.network.clone()],

@@ -107,6 +107,9 @@ pub struct ContainerRecord {
     /// Anonymous volumes (removed with `rm -v` / `down -v`).
     #[serde(default)]
     pub anon_volumes: Vec<String>,
+    /// Exposed ports (`6379/tcp`): the image's and `expose:`, for `ps`.
+    #[serde(default)]
+    pub exposed: Vec<String>,
     /// Set by stop/kill/down: the supervisor does not restart it.
     #[serde(default)]
     pub stopped_by_user: bool,
