@@ -546,7 +546,7 @@ mod tests {
             protocol: "tcp".into(),
             app_protocol: None,
         };
-        let m = port_mappings("web", &[p.clone()]).unwrap();
+        let m = port_mappings("web", std::slice::from_ref(&p)).unwrap();
         assert_eq!((m[0].host_port, m[0].container_port), (8080, 80));
         let bad = Port {
             protocol: "sctp".into(),
