@@ -4,8 +4,8 @@
 #   bash scripts/demo.sh            (as root, from anywhere in the clone)
 #
 # 1. builds minicompose (release);
-# 2. makes the images available: Docker Hub when it answers, otherwise the
-#    Debian-built stand-ins on a local registry mirror (scripts/demo-images.sh);
+# 2. makes the images available: Docker Hub when MC_DEMO_HUB=1 and it answers,
+#    otherwise the Debian-built stand-ins on a local registry mirror (scripts/demo-images.sh);
 # 3. in examples/hit-counter: `up -d` (builds the web image from app/Dockerfile,
 #    pulls redis), curls localhost:8000 three times, shows `ps`, `top`, `logs`;
 # 4. `down`, and checks that nothing is left running.
@@ -21,6 +21,9 @@ die() { echo "demo: error: $*" >&2; exit 1; }
 
 [ "$(id -u)" = 0 ] || die "containers need root: run it as root (sudo bash scripts/demo.sh)"
 
+say "installing what the demo needs (scripts/install-deps.sh)"
+bash scripts/install-deps.sh
+
 say "building minicompose (cargo build --release)"
 if [ -z "${MINICOMPOSE_BIN:-}" ]; then
   cargo build --release --quiet -p minicompose
@@ -32,7 +35,12 @@ mkdir -p "$root"
 # Where the images come from.
 mirror_args=()
 started_mirror=0
-hub=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 https://registry-1.docker.io/v2/ 2>/dev/null || true)
+# Docker Hub is asked only when the user opts in (MC_DEMO_HUB=1): by default
+# the demo sends nothing off this machine.
+hub=
+if [ "${MC_DEMO_HUB:-0}" = 1 ]; then
+  hub=$(curl -s -o /dev/null -w '%{http_code}' --max-time 5 https://registry-1.docker.io/v2/ 2>/dev/null || true)
+fi
 if [ "$hub" = 200 ] || [ "$hub" = 401 ]; then
   say "images: Docker Hub is reachable"
 else
@@ -42,6 +50,7 @@ else
   mirror=$(scripts/demo-images.sh)
   echo "mirror: $mirror"
   mirror_args=(--registry-mirror "$mirror")
+  export MINICOMPOSE_MIRROR_ONLY=1  # never fall back to Docker Hub
 fi
 
 mc() { "$MINICOMPOSE_BIN" --root "$root" "${mirror_args[@]}" "$@"; }

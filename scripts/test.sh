@@ -27,6 +27,10 @@ if [ "$MC_TEST_STATE" != "$reused_state" ]; then
   trap 'scripts/test-registry.sh stop "$MC_TEST_STATE" || true' EXIT
 fi
 
+# docker.io images come from the local mirror only: the tests send nothing
+# off this machine, not even a fallback to Docker Hub.
+export MINICOMPOSE_MIRROR_ONLY=1
+
 echo "== end-to-end tests (root)"
 cargo test -p mc-e2e --release --quiet -- --test-threads=2
 

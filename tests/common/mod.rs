@@ -7,6 +7,7 @@
 pub mod images;
 pub mod lifecycle;
 pub mod network;
+pub mod pty;
 pub mod runtime;
 
 use std::path::PathBuf;

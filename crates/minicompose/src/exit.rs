@@ -66,17 +66,8 @@ fn is_marked_user_error(cause: &(dyn std::error::Error + 'static)) -> bool {
     false
 }
 
-/// The error and its causes on one line: "what: why: why".
+/// The error and its causes on one line: "what: why: why" (the library
+/// crates word their nested errors the same way, so they share one helper).
 pub fn one_line(err: &anyhow::Error) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    for cause in err.chain() {
-        let text = cause.to_string();
-        let text = text.trim();
-        // Skip causes already spelled out by their parent.
-        if text.is_empty() || parts.last().is_some_and(|p| p.contains(text)) {
-            continue;
-        }
-        parts.push(text.replace('\n', " "));
-    }
-    parts.join(": ")
+    mc_image::one_line(err)
 }

@@ -106,14 +106,7 @@ fn main() {
         }
     };
     explain::init(&cli.global);
-    if !matches!(cli.command, Command::Internal(_)) {
-        // A user command whose output pipe closes (`image inspect | head`)
-        // ends quietly, as other CLI tools do, instead of panicking in
-        // println!. Internal processes (supervisor, monitors, DNS) keep
-        // SIGPIPE ignored: a vanished peer must not kill them.
-        // SAFETY: setting a signal disposition before any thread exists.
-        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
-    }
+    quiet_panics();
     let result = match cli.command {
         Command::Image(c) => cmd::image::run(&cli.global, c),
         Command::Login(a) => cmd::image::login(&cli.global, a),
@@ -151,4 +144,28 @@ fn main() {
         }
     };
     std::process::exit(code);
+}
+
+/// A closed output pipe (`image inspect | head`) ends the command quietly
+/// with 141, as a shell tool killed by SIGPIPE would; any other panic is one
+/// line and exit 125, never a backtrace. SIGPIPE itself stays ignored: our
+/// own pipes to containers and the supervisor must give EPIPE, not death.
+fn quiet_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let msg = info
+            .payload()
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| info.payload().downcast_ref::<&str>().copied())
+            .unwrap_or("unknown panic");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(141);
+        }
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        eprintln!("minicompose: internal error: {msg}{at} (please report this)");
+        std::process::exit(125);
+    }));
 }

@@ -224,45 +224,12 @@ pub fn main(config_fd: RawFd, status_fd: RawFd) -> ! {
     if let Err(f) = join(&cfg) {
         die(status_fd, f.code, &f.msg);
     }
-    // SAFETY: block signals, fork into the pid namespace, forward and reap.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old);
-        let child = libc::fork();
-        if child < 0 {
-            die(status_fd, 125, "fork into the container");
-        }
-        if child == 0 {
-            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            match command(&cfg) {
-                Ok(never) => match never {},
-                Err(f) => die(status_fd, f.code, &f.msg),
-            }
-        }
-        libc::close(status_fd);
-        loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&all, &mut info);
-            if sig < 0 {
-                continue;
-            }
-            if sig != libc::SIGCHLD {
-                libc::kill(child, sig);
-                continue;
-            }
-            let mut st = 0;
-            if libc::waitpid(child, &mut st, libc::WNOHANG) == child {
-                let code = if libc::WIFEXITED(st) {
-                    libc::WEXITSTATUS(st)
-                } else {
-                    128 + libc::WTERMSIG(st)
-                };
-                libc::_exit(code);
-            }
-        }
-    }
+    // Fork into the pid namespace we joined; forward signals and pass the
+    // command's status on.
+    crate::forward::fork_and_forward_or_die(status_fd, false, || match command(&cfg) {
+        Ok(never) => match never {},
+        Err(f) => die(status_fd, f.code, &f.msg),
+    })
 }
 
 fn join(cfg: &ExecConfig) -> Result<(), Fail> {

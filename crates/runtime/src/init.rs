@@ -405,54 +405,15 @@ fn reaper(
     env: &[String],
     status_fd: RawFd,
 ) -> Result<std::convert::Infallible, Fail> {
-    // SAFETY: signal mask manipulation and fork in a single-threaded process.
-    unsafe {
-        let mut all: libc::sigset_t = std::mem::zeroed();
-        let mut old: libc::sigset_t = std::mem::zeroed();
-        libc::sigfillset(&mut all);
-        libc::sigprocmask(libc::SIG_BLOCK, &all, &mut old);
-        let child = libc::fork();
-        if child < 0 {
-            return Err(anyhow::Error::from(std::io::Error::last_os_error())
-                .context("fork the command")
-                .into());
+    let err = crate::forward::fork_and_forward(status_fd, true, || {
+        // SAFETY: a new session for the command, in the forked child.
+        unsafe { libc::setsid() };
+        match exec(path, args, env) {
+            Ok(never) => match never {},
+            Err(f) => die(status_fd, f.code, &f.msg),
         }
-        if child == 0 {
-            libc::sigprocmask(libc::SIG_SETMASK, &old, std::ptr::null_mut());
-            libc::setsid();
-            match exec(path, args, env) {
-                Ok(never) => match never {},
-                Err(f) => die(status_fd, f.code, &f.msg),
-            }
-        }
-        libc::close(status_fd);
-        loop {
-            let mut info: libc::siginfo_t = std::mem::zeroed();
-            let sig = libc::sigwaitinfo(&all, &mut info);
-            if sig < 0 {
-                continue;
-            }
-            if sig != libc::SIGCHLD {
-                libc::kill(child, sig);
-                continue;
-            }
-            loop {
-                let mut st = 0;
-                let pid = libc::waitpid(-1, &mut st, libc::WNOHANG);
-                if pid <= 0 {
-                    break;
-                }
-                if pid == child {
-                    let code = if libc::WIFEXITED(st) {
-                        libc::WEXITSTATUS(st)
-                    } else {
-                        128 + libc::WTERMSIG(st)
-                    };
-                    libc::_exit(code);
-                }
-            }
-        }
-    }
+    });
+    Err(anyhow::Error::from(err).context("fork the command").into())
 }
 
 /// `ip link set lo up` for a fresh network namespace.

@@ -14,6 +14,7 @@ pub mod caps;
 pub mod cgroups;
 pub mod console;
 pub mod exec;
+mod forward;
 pub mod init;
 pub mod launch;
 pub mod lifecycle;

@@ -33,13 +33,32 @@ pub fn mirrors_from_env() -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// `MINICOMPOSE_MIRROR_ONLY=1`: docker.io images come from the mirrors
+/// only, never from Docker Hub itself. For sandboxes and tests that must
+/// send nothing off the machine.
+pub fn mirror_only_from_env() -> bool {
+    std::env::var("MINICOMPOSE_MIRROR_ONLY").is_ok_and(|v| v == "1" || v == "true")
+}
+
 /// Where to look for `r`, in order: mirrors (docker.io images only, as
-/// Docker's `registry-mirrors`), then the registry itself.
+/// Docker's `registry-mirrors`), then the registry itself (unless
+/// [`mirror_only_from_env`] and there is a mirror).
 pub fn endpoints(r: &Reference, mirrors: &[String]) -> Result<Vec<Endpoint>, Error> {
+    endpoints_with(r, mirrors, mirror_only_from_env())
+}
+
+fn endpoints_with(
+    r: &Reference,
+    mirrors: &[String],
+    mirror_only: bool,
+) -> Result<Vec<Endpoint>, Error> {
     let mut out = Vec::new();
     if r.is_docker_hub() {
         for m in mirrors {
             out.push(mirror_endpoint(m)?);
+        }
+        if mirror_only && !out.is_empty() {
+            return Ok(out);
         }
         out.push(Endpoint {
             base: format!("https://{DOCKER_HUB_API}"),
@@ -154,6 +173,18 @@ impl RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mirror_only_skips_docker_hub() {
+        let r = Reference::parse("busybox").unwrap();
+        let mirrors = vec!["http://127.0.0.1:5000".to_string()];
+        let e = endpoints_with(&r, &mirrors, true).unwrap();
+        assert_eq!(e.len(), 1);
+        assert!(e[0].mirror);
+        // Without a mirror there is nowhere else to go: Docker Hub stays.
+        let e = endpoints_with(&r, &[], true).unwrap();
+        assert_eq!(e[0].host, DOCKER_HUB_API);
+    }
 
     #[test]
     fn mirrors_only_for_docker_hub() {
