@@ -22,7 +22,7 @@ fn kv(v: &[(&str, &str)]) -> Vec<(String, String)> {
 #[test]
 fn seed_dockerfile() {
     let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../../shared/seed/hit-counter/app/Dockerfile");
+        .join("../../examples/hit-counter/app/Dockerfile");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|_| {
         // The seed as shipped, for machines without /work/shared.
         "FROM python:3.6-alpine\nCOPY . /code\nWORKDIR /code\nRUN pip install -r requirements.txt\nCMD [\"python\", \"app.py\"]\n".into()
