@@ -85,7 +85,15 @@ impl Cgroup {
                 "no cgroup controllers found under /sys/fs/cgroup: mount cgroup v1 controllers or cgroup2"
             )));
         }
-        let result = cg.create_inner(res);
+        // The last container's removal deletes the shared `minicompose`
+        // parent; if that races with us, create again.
+        let mut result = cg.create_inner(res);
+        for _ in 0..3 {
+            match &result {
+                Err(e) if is_not_found(e) => result = cg.create_inner(res),
+                _ => break,
+            }
+        }
         if result.is_err() {
             let _ = cg.remove();
         }
@@ -258,6 +266,27 @@ impl Cgroup {
                     .into());
             }
         }
+        // Leave nothing on the host: the shared `minicompose` parent goes
+        // with its last child (EBUSY while other containers still use it).
+        for d in &self.dirs {
+            if let Some(parent) = d.parent() {
+                if parent.file_name().is_some_and(|n| n == PARENT) && fs::remove_dir(parent).is_ok()
+                {
+                    tracing::info!(target: "explain::cgroup", "rmdir {}", parent.display());
+                }
+            }
+        }
         Ok(())
+    }
+}
+
+/// Whether creating failed because a directory vanished under us.
+fn is_not_found(e: &Error) -> bool {
+    match e {
+        Error::Other(a) => a.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::NotFound)
+        }),
+        _ => false,
     }
 }
