@@ -300,8 +300,8 @@ mod seed_tests {
     /// is not on this machine).
     fn seed_context() -> tempfile::TempDir {
         let d = tempfile::tempdir().unwrap();
-        let seed = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../../examples/hit-counter/app");
+        let seed =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/hit-counter/app");
         for (name, fallback) in [
             ("Dockerfile", "FROM python:3.6-alpine\nCOPY . /code\nWORKDIR /code\nRUN pip install -r requirements.txt\nCMD [\"python\", \"app.py\"]\n"),
             ("app.py", "import redis\nfrom flask import Flask\napp = Flask(__name__)\n"),
