@@ -42,13 +42,21 @@ impl Proxies {
                 })
             })
             .collect();
-        self.running.retain(|k, task| {
-            let keep = wanted.contains_key(k);
-            if !keep {
+        let gone: Vec<Key> = self
+            .running
+            .keys()
+            .filter(|k| !wanted.contains_key(*k))
+            .copied()
+            .collect();
+        for key in gone {
+            if let Some(task) = self.running.remove(&key) {
                 task.abort();
+                // abort() only schedules the cancel: wait until the task (and
+                // its listening socket) is dropped, so the port is free when
+                // the reload is acknowledged and `rm` returns.
+                let _ = task.await;
             }
-            keep
-        });
+        }
         for key in wanted.keys() {
             if self.running.contains_key(key) {
                 continue;
