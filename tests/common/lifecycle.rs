@@ -61,6 +61,11 @@ impl Stack {
         let mut c = Command::new(crate::bin());
         c.current_dir(self.dir.path())
             .env("WEB_PORT", self.port.to_string())
+            // The hit-counter fixture runs the seed's app, not a copy of it.
+            .env(
+                "SEED_APP",
+                PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/hit-counter/app"),
+            )
             // The embedded DNS never forwards to the host's resolvers.
             .env("MINICOMPOSE_DNS_UPSTREAM", "127.0.0.1:9")
             .env("NO_COLOR", "1")
