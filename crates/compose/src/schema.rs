@@ -84,10 +84,13 @@ fn type_names(kind: &TypeKind) -> Vec<String> {
         jsonschema::JsonType::Null => "null".to_string(),
         jsonschema::JsonType::String => "a string".to_string(),
     };
-    match kind {
+    let mut names: Vec<String> = match kind {
         TypeKind::Single(t) => vec![name(*t)],
         TypeKind::Multiple(set) => set.iter().map(name).collect(),
-    }
+    };
+    // Alphabetical by the type word, so messages don't depend on the set's order.
+    names.sort_by_key(|n| n.rsplit(' ').next().unwrap_or_default().to_string());
+    names
 }
 
 /// Pick the most useful error among a oneOf's branches: one that got past the type
@@ -96,22 +99,22 @@ fn best_branch<'a>(
     err: &'a ValidationError<'a>,
 ) -> Result<&'a ValidationError<'static>, Vec<String>> {
     let (ValidationErrorKind::OneOfNotValid { context } | ValidationErrorKind::AnyOf { context }) =
-        &err.kind
+        err.kind()
     else {
         return Err(Vec::new());
     };
     let mut types = Vec::new();
     for branch in context {
         let type_error = branch.iter().find(|e| {
-            e.instance_path.as_str() == err.instance_path.as_str()
+            e.instance_path().as_str() == err.instance_path().as_str()
                 && matches!(
-                    e.kind,
+                    e.kind(),
                     ValidationErrorKind::Type { .. } | ValidationErrorKind::Enum { .. }
                 )
         });
         match type_error {
             Some(e) => {
-                if let ValidationErrorKind::Type { kind } = &e.kind {
+                if let ValidationErrorKind::Type { kind } = e.kind() {
                     types.extend(type_names(kind));
                 }
             }
@@ -130,9 +133,9 @@ fn describe(doc: &Node, e: &ValidationError<'_>) -> String {
     if let Ok(inner) = best_branch(e) {
         return describe(doc, inner);
     }
-    let segs = segments(e.instance_path.as_str());
+    let segs = segments(e.instance_path().as_str());
     let (node, path) = locate(doc, &segs);
-    match &e.kind {
+    match e.kind() {
         ValidationErrorKind::AdditionalProperties { unexpected } => {
             let key = unexpected.first().cloned().unwrap_or_default();
             let at = node.get(&key).map(|n| &n.key_mark).unwrap_or(&node.mark);
@@ -179,7 +182,7 @@ fn describe(doc: &Node, e: &ValidationError<'_>) -> String {
                 "{}: {path}: must be one of {}, not {}",
                 node.mark,
                 opts.join(", "),
-                e.instance
+                e.instance()
             )
         }
         ValidationErrorKind::UniqueItems => {
@@ -188,7 +191,7 @@ fn describe(doc: &Node, e: &ValidationError<'_>) -> String {
         ValidationErrorKind::Pattern { pattern } => {
             format!(
                 "{}: {path}: {} does not match {pattern}",
-                node.mark, e.instance
+                node.mark, e.instance()
             )
         }
         ValidationErrorKind::Minimum { limit } => {
