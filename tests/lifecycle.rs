@@ -369,3 +369,83 @@ fn volumes_binds_tmpfs_and_wait() {
         "down -v removes it"
     );
 }
+
+#[test]
+fn restart_count_survives_a_supervisor_kill() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("restartkill", "mclcrk");
+    s.ok(&["up", "-d"]);
+    let runs = |s: &Stack| s.ok(&["logs", "slowfail"]).matches("| run").count();
+    wait_for("the first restart", Duration::from_secs(30), || {
+        runs(&s) >= 2
+    });
+    let pid = s.supervisor_pid().expect("a supervisor runs");
+    // SAFETY: the supervisor this test started.
+    unsafe { libc::kill(pid, libc::SIGKILL) };
+    // `logs` notices and starts a new supervisor, which must remember that
+    // one of the two restarts is spent: three runs in all, not four.
+    wait_for("the second restart", Duration::from_secs(30), || {
+        runs(&s) >= 3
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    assert_eq!(runs(&s), 3, "{}", s.ok(&["logs", "slowfail"]));
+    assert_eq!(by_service(&s.ps(), "slowfail")[0]["State"], "exited");
+    s.teardown();
+}
+
+#[test]
+fn image_volumes_survive_recreate_and_down_rmi_removes_images() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("hitcounter", "mclcanon");
+    s.ok(&["up", "-d"]);
+    for n in 1..=2 {
+        let body = http_get(s.port, Duration::from_secs(30)).expect("the web service answers");
+        assert_eq!(body.trim(), format!("Hi! I have been called {n} times"));
+    }
+    // redis's image declares VOLUME /data: an anonymous volume, as in Docker.
+    let volumes = || -> Vec<String> {
+        std::fs::read_dir(s.root.path().join("volumes"))
+            .map(|r| {
+                r.flatten()
+                    .filter(|e| e.path().is_dir())
+                    .filter_map(|e| e.file_name().into_string().ok())
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let before = volumes();
+    assert_eq!(before.len(), 1, "{before:?}");
+    // A recreated redis keeps the data (its dump on shutdown) in that volume.
+    s.ok(&["up", "-d", "--force-recreate", "redis"]);
+    assert_eq!(volumes(), before);
+    let body = http_get(s.port, Duration::from_secs(30)).expect("the web service answers");
+    assert_eq!(body.trim(), "Hi! I have been called 3 times");
+
+    let images = |s: &Stack| {
+        let o = std::process::Command::new(mc_e2e::bin())
+            .arg("--root")
+            .arg(s.root.path())
+            .args(["image", "ls", "-q"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).lines().count()
+    };
+    assert_eq!(images(&s), 2);
+    // `local` only takes images compose built: none here.
+    s.ok(&["down", "-v", "--rmi", "local"]);
+    assert_eq!(images(&s), 2);
+    assert!(volumes().is_empty(), "{:?}", volumes());
+    s.ok(&["up", "-d"]);
+    let out = s.run(&["down", "--rmi", "all"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(images(&s), 0);
+    s.teardown();
+}

@@ -39,6 +39,9 @@ pub struct Input<'a> {
     /// Publish the service's ports (false for `run` without --service-ports).
     pub publish: bool,
     pub auto_remove: bool,
+    /// Anonymous volumes of the container this one replaces, by mount
+    /// target: a recreated container keeps their data, as in docker compose.
+    pub reuse_anon: BTreeMap<String, String>,
 }
 
 fn invalid(service: &str, what: String) -> Error {
@@ -172,7 +175,7 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
             }
             "volume" => {
                 let name = if v.source.is_empty() {
-                    let n = mc_runtime::state::new_id();
+                    let n = anon_name(input, &v.target);
                     anon.push(n.clone());
                     n
                 } else {
@@ -222,6 +225,20 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
                 ))
             }
         }
+    }
+    // The image's VOLUMEs that nothing above covers become anonymous
+    // volumes filled from the image, as Docker does.
+    for target in image_volumes(&cfg, &mounts, &s.tmpfs) {
+        let name = anon_name(input, &target);
+        anon.push(name.clone());
+        fill.push((name.clone(), target.clone()));
+        mounts.push(MountSpec {
+            kind: "bind".into(),
+            source: volumes::data_dir(paths, &name),
+            destination: target,
+            read_only: false,
+            options: String::new(),
+        });
     }
     for t in &s.tmpfs {
         let (dst, opts) = t.split_once(':').unwrap_or((t.as_str(), ""));
@@ -553,5 +570,73 @@ mod tests {
             ..p
         };
         assert!(port_mappings("web", &[bad]).unwrap_err().is_user_error());
+    }
+}
+
+/// A fresh anonymous volume, or the one the replaced container had there.
+fn anon_name(input: &Input<'_>, target: &str) -> String {
+    let t = target.trim_end_matches('/');
+    input
+        .reuse_anon
+        .get(t)
+        .cloned()
+        .unwrap_or_else(mc_runtime::state::new_id)
+}
+
+/// The image config's `Volumes` not already mounted by the service (paths
+/// compared without trailing slashes), sorted for a stable order.
+fn image_volumes(
+    cfg: &oci_spec::image::Config,
+    mounts: &[MountSpec],
+    tmpfs: &[String],
+) -> Vec<String> {
+    let clean = |p: &str| {
+        let t = p.trim_end_matches('/');
+        if t.is_empty() {
+            "/".to_string()
+        } else {
+            t.to_string()
+        }
+    };
+    let taken: Vec<String> = mounts
+        .iter()
+        .map(|m| clean(&m.destination))
+        .chain(
+            tmpfs
+                .iter()
+                .map(|t| clean(t.split(':').next().unwrap_or(t))),
+        )
+        .collect();
+    let mut out: Vec<String> = cfg
+        .volumes()
+        .iter()
+        .flatten()
+        .map(|v| clean(v))
+        .filter(|v| v.starts_with('/') && !taken.contains(v))
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
+#[cfg(test)]
+mod image_volume_tests {
+    use super::*;
+
+    #[test]
+    fn image_volumes_skip_what_the_service_mounts() {
+        let cfg: oci_spec::image::Config = serde_json::from_str(
+            r#"{"Volumes": {"/data": {}, "/cache/": {}, "/tmp/x": {}, "relative": {}}}"#,
+        )
+        .unwrap();
+        let mounts = vec![MountSpec {
+            kind: "bind".into(),
+            source: PathBuf::from("/srv"),
+            destination: "/data/".into(),
+            read_only: false,
+            options: String::new(),
+        }];
+        let tmpfs = vec!["/tmp/x:size=1m".to_string()];
+        assert_eq!(image_volumes(&cfg, &mounts, &tmpfs), vec!["/cache"]);
     }
 }

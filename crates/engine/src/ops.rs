@@ -144,11 +144,15 @@ impl Engine {
         Ok((image, img))
     }
 
-    /// `pull`: every (selected) service's image.
+    /// `pull`: every (selected) service's image. As docker compose: a service
+    /// that builds and names no image is skipped; one that names an image
+    /// is pulled, and a failed pull only warns (it can be built), unless
+    /// `ignore_buildable` skips it.
     pub fn pull_images(
         &self,
         project: &Project,
         services: &[String],
+        ignore_buildable: bool,
         rep: &mut dyn Reporter,
     ) -> Result<(), Error> {
         let store = mc_image::Store::open(&self.paths.root)?;
@@ -156,15 +160,27 @@ impl Engine {
             if !services.is_empty() && !services.contains(name) {
                 continue;
             }
-            let Some(image) = &s.image else {
-                rep.warn(&format!(
-                    "service {name} has no image to pull (build: is not supported yet)"
-                ));
+            let buildable = s.build.is_some();
+            let Some(image) = s
+                .image
+                .as_ref()
+                .filter(|_| !(buildable && ignore_buildable))
+            else {
+                if buildable {
+                    rep.status("Image", name, "Skipped - No image to be pulled");
+                } else {
+                    rep.warn(&format!("service {name} has no image to pull"));
+                }
                 continue;
             };
             rep.status("Image", image, "Pulling");
-            mc_image::pull_blocking(&store, image, &self.pull)?;
-            rep.status("Image", image, "Pulled");
+            match mc_image::pull_blocking(&store, image, &self.pull) {
+                Ok(_) => rep.status("Image", image, "Pulled"),
+                Err(e) if buildable => rep.warn(&format!(
+                    "pulling {image} for service {name} failed ({e}); it will be built"
+                )),
+                Err(e) => return Err(e.into()),
+            }
         }
         Ok(())
     }
@@ -315,6 +331,7 @@ impl Engine {
         publish: bool,
         auto_remove: bool,
         name: Option<String>,
+        reuse_anon: BTreeMap<String, String>,
     ) -> Result<(Record, ContainerRecord), Error> {
         let id = mc_runtime::state::new_id();
         let name = match (name, &s.container_name, oneoff) {
@@ -324,6 +341,7 @@ impl Engine {
             (None, None, false) => naming::container_name(&project.name, svc, number),
         };
         mc_runtime::state::validate_name(&name)?;
+        let reused: Vec<String> = reuse_anon.values().cloned().collect();
         let Built { spec, record, fill } = convert::build(
             &self.paths,
             &Input {
@@ -339,6 +357,7 @@ impl Engine {
                 hash: hash::service_hash(s),
                 publish,
                 auto_remove,
+                reuse_anon,
             },
         )?;
         for anon in &record.anon_volumes {
@@ -360,7 +379,7 @@ impl Engine {
             Ok(rec) => Ok((rec, record)),
             Err(e) => {
                 self.paths.remove_record(&project.name, &id);
-                for anon in &record.anon_volumes {
+                for anon in record.anon_volumes.iter().filter(|a| !reused.contains(a)) {
                     let _ = volumes::remove(&self.paths, anon);
                 }
                 Err(e.into())
@@ -391,8 +410,10 @@ impl Engine {
             ))
         })?;
         if ours.stopped_by_user {
+            // A user's start: the restart policy counts from zero again.
             ours.stopped_by_user = false;
             self.paths.write_record(&ours)?;
+            self.paths.set_restart_count(project, id, 0);
         }
         let mut hook = Hook {
             ctx: &self.net,
@@ -419,6 +440,31 @@ impl Engine {
         Ok(())
     }
 
+    /// A container's anonymous volumes by mount target (to hand them to
+    /// the container that replaces it).
+    fn anon_volumes_by_target(&self, project: &str, id: &str) -> BTreeMap<String, String> {
+        let (Some(ours), Ok(rec)) = (
+            self.paths.read_record(project, id),
+            self.runtime.containers.read(id),
+        ) else {
+            return BTreeMap::new();
+        };
+        rec.spec
+            .mounts
+            .iter()
+            .filter_map(|m| {
+                let name = ours
+                    .anon_volumes
+                    .iter()
+                    .find(|v| m.source == volumes::data_dir(&self.paths, v))?;
+                Some((
+                    m.destination.trim_end_matches('/').to_string(),
+                    name.clone(),
+                ))
+            })
+            .collect()
+    }
+
     /// Remove a container (killing it if running), its record and, with
     /// `volumes`, its anonymous volumes.
     pub fn remove_container(&self, project: &str, id: &str, volumes: bool) -> Result<(), Error> {
@@ -432,6 +478,7 @@ impl Engine {
             Err(e) => return Err(e.into()),
         }
         self.paths.remove_record(project, id);
+        self.paths.set_restart_count(project, id, 0);
         if volumes {
             for v in ours.map(|o| o.anon_volumes).unwrap_or_default() {
                 volumes::remove(&self.paths, &v)?;
@@ -704,9 +751,11 @@ impl Engine {
                                 .unwrap_or_default();
                             rep.status("Container", &name, "Recreate");
                             self.stop_container(&project.name, &id, opts.timeout)?;
+                            let keep = self.anon_volumes_by_target(&project.name, &id);
                             self.remove_container(&project.name, &id, false)?;
                             let (rec, _) = self.create_container(
-                                project, svc, s, image_ref, image, number, false, true, false, None,
+                                project, svc, s, image_ref, image, number, false, true, false,
+                                None, keep,
                             )?;
                             rep.status("Container", &rec.spec.name, "Recreated");
                             recreated.push(svc.clone());
@@ -720,7 +769,17 @@ impl Engine {
                             });
                             rep.status("Container", &name, "Creating");
                             let (rec, _) = self.create_container(
-                                project, svc, s, image_ref, image, number, false, true, false, None,
+                                project,
+                                svc,
+                                s,
+                                image_ref,
+                                image,
+                                number,
+                                false,
+                                true,
+                                false,
+                                None,
+                                BTreeMap::new(),
                             )?;
                             rep.status("Container", &rec.spec.name, "Created");
                             if !opts.no_start {
@@ -1276,6 +1335,7 @@ impl Engine {
             true,
             opts.remove,
             opts.name.clone(),
+            BTreeMap::new(),
         )?;
         Ok(rec)
     }
@@ -1303,6 +1363,10 @@ impl Engine {
             .runtime
             .run_foreground(rec, attach, &mut hook, &mut teardown)?;
         if rec.spec.auto_remove {
+            // `run --rm` also drops the container's anonymous volumes, as docker does.
+            for v in ours.anon_volumes {
+                let _ = volumes::remove(&self.paths, &v);
+            }
             self.paths.remove_record(project, &rec.spec.id);
         }
         Ok(code)

@@ -55,6 +55,28 @@ impl Paths {
             .join("health")
             .join(format!("{id}.json"))
     }
+    /// How often the restart policy restarted a container (a file of its
+    /// own, not the record: the CLI writes the record concurrently).
+    pub fn restarts_path(&self, project: &str, id: &str) -> PathBuf {
+        self.run_dir(project).join("restarts").join(id)
+    }
+    pub fn restart_count(&self, project: &str, id: &str) -> u64 {
+        std::fs::read_to_string(self.restarts_path(project, id))
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(0)
+    }
+    pub fn set_restart_count(&self, project: &str, id: &str, n: u64) {
+        let p = self.restarts_path(project, id);
+        if n == 0 {
+            let _ = std::fs::remove_file(&p);
+            return;
+        }
+        if let Some(dir) = p.parent() {
+            let _ = std::fs::create_dir_all(dir);
+        }
+        let _ = std::fs::write(&p, n.to_string());
+    }
     pub fn volumes(&self) -> PathBuf {
         self.root.join("volumes")
     }

@@ -295,6 +295,7 @@ impl Supervisor {
             };
             let w = self.watches.entry(id.clone()).or_insert_with(|| Watch {
                 name: m.name().to_string(),
+                restarts: self.engine.paths.restart_count(&self.project, &id),
                 ..Default::default()
             });
             if m.running() {
@@ -373,6 +374,9 @@ impl Supervisor {
                         continue;
                     }
                     w.restarts += 1;
+                    self.engine
+                        .paths
+                        .set_restart_count(&self.project, &id, w.restarts);
                     match self.engine.start_container(&self.project, &id) {
                         Ok(_) => {
                             log(&format!("{}: restarted ({} so far)", w.name, w.restarts));

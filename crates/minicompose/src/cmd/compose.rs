@@ -622,11 +622,11 @@ pub fn down(g: &Global, a: DownArgs) -> anyhow::Result<i32> {
     let project = load(g)?;
     let eng = engine(g, true)?;
     let mut rep = Printer { quiet: false };
-    if a.rmi.is_some() {
-        rep.warn("--rmi: removing images is not supported yet; images are kept");
-    }
     eng.down(&project, a.remove_orphans, a.volumes, a.timeout, &mut rep)
         .map_err(err)?;
+    if let Some(rmi) = a.rmi {
+        super::compose_rmi::remove(g, &project, rmi, &mut rep)?;
+    }
     Ok(0)
 }
 
@@ -973,8 +973,13 @@ pub fn pull(g: &Global, a: PullArgs) -> anyhow::Result<i32> {
     let project = load(g)?;
     let mut eng = engine(g, true)?;
     eng.pull.progress = !a.quiet;
-    eng.pull_images(&project, &a.service, &mut Printer { quiet: a.quiet })
-        .map_err(err)?;
+    eng.pull_images(
+        &project,
+        &a.service,
+        a.ignore_buildable,
+        &mut Printer { quiet: a.quiet },
+    )
+    .map_err(err)?;
     Ok(0)
 }
 

@@ -377,7 +377,7 @@ fn inspect(store: &Store, images: &[String]) -> anyhow::Result<i32> {
 
 /// Layer directories (diff-id hex) that containers under <root>/containers use.
 /// Read from each container's config.json `layers` (written by the runtime).
-fn layers_in_use(g: &Global) -> (Vec<String>, Vec<(String, String)>) {
+pub(crate) fn layers_in_use(g: &Global) -> (Vec<String>, Vec<(String, String)>) {
     let mut layers = Vec::new();
     let mut users = Vec::new();
     let Ok(entries) = std::fs::read_dir(g.root.join("containers")) else {

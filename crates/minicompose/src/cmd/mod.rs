@@ -5,6 +5,7 @@ pub mod build;
 pub mod compose;
 pub mod compose_logs;
 pub mod compose_out;
+pub mod compose_rmi;
 pub mod config;
 pub mod container;
 pub mod container_net;
