@@ -342,6 +342,8 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
         auto_remove: input.auto_remove,
         created: mc_runtime::state::now_rfc3339(),
         labels,
+        rlimits: Vec::new(),
+        sysctls: Default::default(),
     };
 
     let restart = match (

@@ -49,6 +49,9 @@ struct ExecConfig {
     seccomp: Option<String>,
     /// With `-t`: the socket to send the container-side pty master on.
     console_fd: Option<i32>,
+    /// The container's rlimits, clamped as at `run` (Docker's exec gets them too).
+    #[serde(default)]
+    rlimits: Vec<crate::limits::Rlimit>,
 }
 
 impl Runtime {
@@ -100,6 +103,8 @@ impl Runtime {
             caps: rec.spec.caps.clone(),
             seccomp,
             console_fd: console.as_ref().map(|(_, theirs)| theirs.as_raw_fd()),
+            // `run` already warned about clamping.
+            rlimits: crate::limits::clamp_to_host(&rec.spec.rlimits).0,
         };
         let payload = serde_json::to_vec(&cfg).context("serialize exec config")?;
         let (cfg_r, cfg_w) = launch::pipe()?;
@@ -282,6 +287,7 @@ fn command(cfg: &ExecConfig) -> Result<std::convert::Infallible, Fail> {
         // SAFETY: done with the socket.
         unsafe { libc::close(sock) };
     }
+    crate::limits::apply_rlimits(&cfg.rlimits)?;
     prepare_process(cfg.tty, &cfg.caps, bpf.as_deref(), &who)?;
     match crate::init::exec(&path, &cfg.args, &env) {
         Ok(n) => match n {},

@@ -79,6 +79,8 @@ pub fn emit(area: &str, text: &str) {
         "exec" => tracing::info!(target: "explain::exec", "{text}"),
         "user" => tracing::info!(target: "explain::user", "{text}"),
         "net" => tracing::info!(target: "explain::net", "{text}"),
+        "rlimit" => tracing::info!(target: "explain::rlimit", "{text}"),
+        "sysctl" => tracing::info!(target: "explain::sysctl", "{text}"),
         _ => tracing::info!(target: "explain::runtime", "{text}"),
     }
 }

@@ -84,7 +84,10 @@ fn run(cfg: &InitConfig, status_fd: RawFd, go_fd: RawFd) -> Result<std::convert:
         }
         Ok(())
     };
-    if cfg.cgroup_v2 {
+    // Sysctls like net.ipv4.conf.eth0.* need the network hook to have run:
+    // with any, wait for "go" before building the rootfs (as v2 always does).
+    let early_go = cfg.cgroup_v2 || !cfg.spec.sysctls.is_empty();
+    if early_go {
         wait_go()?;
     }
     if cfg.cgroup_v2 {
@@ -109,6 +112,8 @@ fn run(cfg: &InitConfig, status_fd: RawFd, go_fd: RawFd) -> Result<std::convert:
         unsafe { libc::write(status_fd, w.as_ptr().cast(), w.len()) };
     }
     crate::rootfs::populate(cfg, &root)?;
+    // In the container's namespaces, before /proc/sys goes read-only.
+    crate::limits::write_sysctls(&root.join("proc/sys"), &cfg.spec.sysctls)?;
     crate::rootfs::pivot(&root)?;
     crate::rootfs::harden(cfg)?;
 
@@ -127,7 +132,7 @@ fn run(cfg: &InitConfig, status_fd: RawFd, go_fd: RawFd) -> Result<std::convert:
     enter_workdir(&cfg.spec.working_dir)?;
     let path = lookup(&cfg.spec.args, &env)?;
 
-    if !cfg.cgroup_v2 {
+    if !early_go {
         wait_go()?;
     }
     let bpf = match &cfg.seccomp {
@@ -139,6 +144,8 @@ fn run(cfg: &InitConfig, status_fd: RawFd, go_fd: RawFd) -> Result<std::convert:
         // SAFETY: done with the socket.
         unsafe { libc::close(sock) };
     }
+    // Before dropping privileges (RLIMIT_NPROC counts per user).
+    crate::limits::apply_rlimits(&cfg.rlimits)?;
     prepare_process(cfg.spec.tty, &cfg.spec.caps, bpf.as_deref(), &who)?;
     if cfg.spec.init {
         reaper(&path, &cfg.spec.args, &env, status_fd)

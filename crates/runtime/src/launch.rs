@@ -39,6 +39,9 @@ pub struct InitConfig {
     /// With `-t`: the socket (fd number in the init) to send the pty master on.
     #[serde(default)]
     pub console_fd: Option<i32>,
+    /// The spec's rlimits after clamping to this host (set by [`start`]).
+    #[serde(default)]
+    pub rlimits: Vec<crate::limits::Rlimit>,
 }
 
 /// The network step, run by the parent after the container's namespaces
@@ -229,7 +232,13 @@ pub fn start(cfg: &InitConfig, stdio: Stdio, hook: &mut dyn NetworkHook) -> Resu
     let (spec_r, spec_w) = pipe()?;
     let (status_r, status_w) = pipe()?;
     let (go_r, go_w) = pipe()?;
-    let payload = serde_json::to_vec(cfg).context("serialize init config")?;
+    // Clamp here, not in the init: the warnings must reach the user.
+    let (rlimits, mut clamp_warnings) = crate::limits::clamp_to_host(&cfg.spec.rlimits);
+    let payload = serde_json::to_vec(&InitConfig {
+        rlimits,
+        ..cfg.clone()
+    })
+    .context("serialize init config")?;
 
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
@@ -319,7 +328,13 @@ pub fn start(cfg: &InitConfig, stdio: Stdio, hook: &mut dyn NetworkHook) -> Resu
         read_status(status_r)
     })();
     match result {
-        Ok(warnings) => Ok(Started { pid, warnings }),
+        Ok(warnings) => {
+            clamp_warnings.extend(warnings);
+            Ok(Started {
+                pid,
+                warnings: clamp_warnings,
+            })
+        }
         Err(e) => {
             // SAFETY: our own child.
             unsafe {

@@ -18,6 +18,7 @@ mod forward;
 pub mod init;
 pub mod launch;
 pub mod lifecycle;
+pub mod limits;
 pub mod logs;
 pub mod monitor;
 pub mod rootfs;
@@ -30,6 +31,7 @@ pub mod user;
 pub use exec::ExecOptions;
 pub use launch::{NetworkHook, NoNetwork};
 pub use lifecycle::{require_root, Attach, EtcFiles, Runtime};
+pub use limits::{parse_sysctl, parse_ulimit, validate_sysctl, Rlimit};
 pub use spec::{ContainerSpec, MountSpec, Resources};
 pub use state::{Record, State, Status};
 

@@ -119,6 +119,8 @@ impl Runtime {
     /// Write the container's directory, files, config and a "created" state.
     /// Under a lock so two runs cannot take one name.
     pub fn create(&self, spec: &ContainerSpec, files: &EtcFiles) -> Result<Record, Error> {
+        // Bad limits fail before anything exists on disk.
+        crate::limits::validate(&spec.rlimits, &spec.sysctls, &spec.network)?;
         let _lock = self.containers.lock()?;
         if let Some(other) = self.containers.name_in_use(&spec.name) {
             return Err(Error::Invalid(format!(
@@ -182,6 +184,7 @@ impl Runtime {
             console_fd: None,
             no_overlay: std::env::var_os("MINICOMPOSE_NO_OVERLAY").is_some_and(|v| v == "1"),
             explain: tracing::enabled!(target: "explain::runtime", tracing::Level::INFO),
+            rlimits: Vec::new(),
         })
     }
 

@@ -5,6 +5,8 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
+pub use crate::limits::Rlimit;
+
 /// What the user asked for (flags merged with the image config).
 #[derive(Debug, Clone, Serialize, Deserialize, Default)]
 pub struct ContainerSpec {
@@ -48,6 +50,13 @@ pub struct ContainerSpec {
     /// Free-form labels (compose uses them).
     #[serde(default)]
     pub labels: std::collections::BTreeMap<String, String>,
+    /// `--ulimit`s, applied (clamped to the host's hard limits) before exec.
+    #[serde(default)]
+    pub rlimits: Vec<Rlimit>,
+    /// `--sysctl`s in dotted form ("net.core.somaxconn" → "1024"); only
+    /// namespaced ones (see [`crate::limits::validate_sysctl`]).
+    #[serde(default)]
+    pub sysctls: std::collections::BTreeMap<String, String>,
 }
 
 /// A bind mount (`-v SRC:DST[:ro]`) or a tmpfs (`--tmpfs PATH`).

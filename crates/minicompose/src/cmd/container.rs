@@ -2,6 +2,7 @@
 //!
 //! Parsing and output only; the work is in `mc_runtime`.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -9,7 +10,7 @@ use std::time::Duration;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use mc_runtime::spec::{self, ContainerSpec, MountSpec, Resources};
-use mc_runtime::{Attach, EtcFiles, Runtime};
+use mc_runtime::{Attach, EtcFiles, Rlimit, Runtime};
 
 use crate::cmd::container_net::{self, NetArgs};
 use crate::exit::user_error;
@@ -116,6 +117,12 @@ pub struct RunArgs {
     /// Set metadata on a container (KEY=VALUE)
     #[arg(short = 'l', long = "label")]
     pub label: Vec<String>,
+    /// Ulimit options (NAME=SOFT[:HARD], e.g. nofile=1024:2048)
+    #[arg(long = "ulimit")]
+    pub ulimit: Vec<String>,
+    /// Namespaced kernel parameters (KEY=VALUE, e.g. net.core.somaxconn=1024)
+    #[arg(long = "sysctl")]
+    pub sysctl: Vec<String>,
     /// IMAGE is a root filesystem directory, not an image reference
     #[arg(long)]
     pub rootfs: bool,
@@ -496,6 +503,24 @@ fn seccomp_enabled(opts: &[String]) -> anyhow::Result<bool> {
     Ok(on)
 }
 
+/// `--ulimit` and `--sysctl`, checked as Docker does (a later flag for the
+/// same name wins).
+fn parse_limits(a: &RunArgs) -> Result<(Vec<Rlimit>, BTreeMap<String, String>), mc_runtime::Error> {
+    let mut rlimits: Vec<Rlimit> = Vec::new();
+    for u in &a.ulimit {
+        let r = mc_runtime::parse_ulimit(u)?;
+        rlimits.retain(|o| o.name != r.name);
+        rlimits.push(r);
+    }
+    let mut sysctls = BTreeMap::new();
+    for kv in &a.sysctl {
+        let (k, v) = mc_runtime::parse_sysctl(kv)?;
+        mc_runtime::validate_sysctl(&k, &a.net.network)?;
+        sysctls.insert(k, v);
+    }
+    Ok((rlimits, sysctls))
+}
+
 fn build_spec(g: &Global, a: &RunArgs, img: ImageDefaults) -> anyhow::Result<ContainerSpec> {
     let id = mc_runtime::state::new_id();
     let name = match &a.name {
@@ -547,6 +572,7 @@ fn build_spec(g: &Global, a: &RunArgs, img: ImageDefaults) -> anyhow::Result<Con
         Some(s) => spec::parse_signal(s)?,
         None => libc::SIGTERM,
     };
+    let (rlimits, sysctls) = parse_limits(a)?;
     let mut labels = std::collections::BTreeMap::new();
     for l in &a.label {
         let (k, v) = l.split_once('=').unwrap_or((l.as_str(), ""));
@@ -586,6 +612,8 @@ fn build_spec(g: &Global, a: &RunArgs, img: ImageDefaults) -> anyhow::Result<Con
         auto_remove: a.rm,
         created: mc_runtime::state::now_rfc3339(),
         labels,
+        rlimits,
+        sysctls,
     })
 }
 
@@ -594,6 +622,7 @@ fn run_container(g: &Global, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     container_net::validate(g, &a.net)?;
     // Validate flags before touching the image store or the registry.
     let _ = seccomp_enabled(&a.security_opt)?;
+    let _ = parse_limits(&a)?;
     let img = image_defaults(g, &a)?;
     let spec = build_spec(g, &a, img)?;
     let mut files = EtcFiles::defaults(&spec.hostname, &spec.network);
@@ -966,6 +995,12 @@ fn inspect_json(rt: &Runtime, r: &mc_runtime::Record) -> serde_json::Value {
             "Memory": s.resources.memory.unwrap_or(0),
             "NanoCpus": s.resources.nano_cpus.unwrap_or(0),
             "PidsLimit": s.resources.pids_limit,
+            "Ulimits": s.rlimits.iter().map(|r| {
+                // Docker shows "unlimited" as -1.
+                let v = |n: u64| if n == u64::MAX { -1 } else { n as i64 };
+                serde_json::json!({"Name": r.name, "Soft": v(r.soft), "Hard": v(r.hard)})
+            }).collect::<Vec<_>>(),
+            "Sysctls": s.sysctls,
             "CapEffective": s.caps,
             "SecurityOpt": if s.seccomp { serde_json::Value::Null } else { serde_json::json!(["seccomp=unconfined"]) },
             "CgroupParent": mc_runtime::cgroups::PARENT,
