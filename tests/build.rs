@@ -92,6 +92,13 @@ fn assert_no_leftovers(root: &Path) {
         .map(|r| r.flatten().map(|e| e.file_name()).collect())
         .unwrap_or_default();
     assert!(tmp.is_empty(), "temp files left: {tmp:?}");
+    // The build's network (RUN steps) and its endpoints are gone too.
+    for dir in ["networks", "run/net/endpoints"] {
+        let left: Vec<_> = std::fs::read_dir(root.join(dir))
+            .map(|r| r.flatten().map(|e| e.file_name()).collect())
+            .unwrap_or_default();
+        assert!(left.is_empty(), "{dir} left: {left:?}");
+    }
 }
 
 #[test]

@@ -4,6 +4,7 @@
 //!
 //! - [`build`]: the entry point ([`BuildRequest`] → [`Built`]).
 //! - [`run_step`]: RUN in a container (mc_runtime) over the stage's layers.
+//! - [`network`]: the build's bridge network RUN steps use by default.
 //! - [`copy_step`]: COPY/ADD into a fresh layer directory.
 //! - [`layer`]: a layer directory → a deterministic gzip tar (whiteouts
 //!   converted); lookups in a stack of layers.
@@ -17,6 +18,7 @@
 pub mod cache;
 pub mod copy_step;
 pub mod layer;
+pub mod network;
 pub mod push;
 pub mod run_step;
 
@@ -59,6 +61,8 @@ pub struct BuildRequest {
     pub labels: BTreeMap<String, String>,
     /// Prefix of progress lines (compose: the service name).
     pub label: String,
+    /// `--network`: the network of RUN steps without their own `--network=`.
+    pub network: network::NetworkMode,
 }
 
 /// The built image.
@@ -152,6 +156,9 @@ struct Builder<'a> {
     rt: mc_runtime::Runtime,
     progress: Progress,
     scratch: Scratch,
+    /// The bridge network of RUN steps (made at the first uncached one);
+    /// removed when the builder is dropped, on success and on error.
+    net: network::BuildNetwork,
     /// Flattened image rootfs for `COPY --from=<image>`, by reference.
     image_roots: BTreeMap<String, (PathBuf, String)>,
     steps_run: usize,
@@ -204,10 +211,14 @@ pub fn build(req: &BuildRequest) -> Result<Built, Error> {
             n: 0,
         },
         scratch: Scratch { paths: Vec::new() },
+        net: network::BuildNetwork::new(&req.root),
         image_roots: BTreeMap::new(),
         steps_run: 0,
         steps_cached: 0,
     };
+    // A killed build's network (its containers were just swept). Only the
+    // store is read unless one is found.
+    b.net.sweep();
     let mut outs: BTreeMap<usize, StageOut> = BTreeMap::new();
     for &i in &plan.order {
         let is_target = i == plan.target;
@@ -380,7 +391,16 @@ impl Builder<'_> {
                     let run = step.run.clone().ok_or_else(|| {
                         Error::Other(anyhow::anyhow!("internal: RUN without a run spec"))
                     })?;
-                    key = cache_key::step_key(&key, &step, &st.config, None, None);
+                    let mode =
+                        network::NetworkMode::for_run(run.network.as_deref(), self.req.network)
+                            .map_err(|e| with_step(e, &where_))?;
+                    key = cache_key::step_key(
+                        &key,
+                        &keyed_network(&step, mode),
+                        &st.config,
+                        None,
+                        None,
+                    );
                     let t = self.progress.start(&label);
                     Some(match self.cached(&key) {
                         Some(e) => {
@@ -389,7 +409,7 @@ impl Builder<'_> {
                         }
                         None => {
                             let e = self
-                                .run(&layers, &run, &label)
+                                .run(&layers, &run, mode, &label)
                                 .map_err(|e| with_step(e, &where_))?;
                             self.remember(&key, &e)?;
                             self.progress.done(t);
@@ -574,10 +594,22 @@ impl Builder<'_> {
         &mut self,
         layers: &[PathBuf],
         run: &crate::evaluate::RunSpec,
+        mode: network::NetworkMode,
         label: &str,
     ) -> Result<cache::Entry, Error> {
         let script_dir = self.store.tmp_dir();
-        let out = run_step::run(&self.rt, layers, run, &script_dir)?;
+        let step_net = match mode {
+            network::NetworkMode::Host => run_step::StepNetwork::Host,
+            network::NetworkMode::None => run_step::StepNetwork::None,
+            network::NetworkMode::Default => {
+                let net = self.net.ensure()?;
+                run_step::StepNetwork::Bridge {
+                    nets: self.net.networks()?,
+                    network: net.name,
+                }
+            }
+        };
+        let out = run_step::run(&self.rt, layers, run, &script_dir, step_net)?;
         let out = match out {
             Ok(o) => o,
             Err(failed) => {
@@ -767,6 +799,20 @@ struct PlannedCopy {
     owner: Option<(u32, u32)>,
     chmod: Option<u32>,
     content: String,
+}
+
+/// The step as its cache key sees it: the RUN's effective network mode in
+/// the instruction's `network` field, as BuildKit's ExecOp carries it
+/// (nothing for the default; `host`/`none` from the flag or `--network`).
+fn keyed_network(
+    step: &crate::evaluate::Step,
+    mode: network::NetworkMode,
+) -> crate::evaluate::Step {
+    let mut s = step.clone();
+    if let Instruction::Run(r) = &mut s.instruction {
+        r.network = mode.cache_word().map(str::to_string);
+    }
+    s
 }
 
 /// An empty file or directory (a mount point the runtime created).

@@ -2,16 +2,33 @@
 //! whose rootfs is the stage's layers under a fresh overlay upper dir. The
 //! upper dir is the step's diff; the container is removed afterwards.
 //!
-//! Network: the host's network namespace (BuildKit's `--network=host`
-//! behaviour) — a build bridge is not wired yet; the build can reach what
-//! the host reaches. `RUN --network=none` gets its own empty namespace.
+//! Network ([`StepNetwork`], see exec/network.rs): by default its own
+//! namespace on the build's bridge network (masqueraded to the outside);
+//! `--network=host` the host's namespace; `--network=none` its own empty
+//! namespace.
 
 use std::path::{Path, PathBuf};
 
 use mc_runtime::{Attach, ContainerSpec, EtcFiles, NoNetwork, Runtime};
 
 use crate::evaluate::RunSpec;
+use crate::exec::network;
 use crate::Error;
+
+/// Where one RUN's process is networked.
+pub enum StepNetwork<'a> {
+    /// The host's network namespace.
+    Host,
+    /// Its own namespace with only `lo`.
+    None,
+    /// Its own namespace on a bridge network of mc_net's store.
+    Bridge {
+        /// The store.
+        nets: &'a mc_net::Networks,
+        /// The network's name.
+        network: String,
+    },
+}
 
 /// Where a finished RUN left its diff. Call [`RunOutput::remove`] when done.
 pub struct RunOutput {
@@ -37,10 +54,7 @@ pub fn sweep_stale(rt: &Runtime) {
         let Some(pid) = rec.spec.labels.get(BUILDER_PID_LABEL) else {
             continue;
         };
-        let alive = pid
-            .parse::<u32>()
-            .is_ok_and(|p| p == std::process::id() || Path::new(&format!("/proc/{p}")).exists());
-        if !alive {
+        if !network::builder_alive(pid) {
             tracing::info!(target: "explain::build", "remove stale build container {}", rec.spec.name);
             let _ = rt.remove(&rec.spec.id, true, &mut |_| {});
         }
@@ -87,6 +101,7 @@ pub fn run(
     layers: &[PathBuf],
     run: &RunSpec,
     script_dir: &Path,
+    net: StepNetwork<'_>,
 ) -> Result<Result<RunOutput, RunFailed>, Error> {
     mc_runtime::require_root().map_err(runtime_err)?;
     if layers.is_empty() {
@@ -123,9 +138,10 @@ pub fn run(
         });
         args = vec!["/dev/.buildkit_heredoc".into()];
     }
-    let network = match run.network.as_deref() {
-        Some("none") => "none",
-        _ => "host",
+    let network = match &net {
+        StepNetwork::Host => "host".to_string(),
+        StepNetwork::None => "none".to_string(),
+        StepNetwork::Bridge { network, .. } => network.clone(),
     };
     let spec = ContainerSpec {
         id: id.clone(),
@@ -140,7 +156,7 @@ pub fn run(
         working_dir: run.workdir.clone(),
         user: run.user.clone(),
         hostname: "buildkitsandbox".into(),
-        network: network.into(),
+        network: network.clone(),
         mounts,
         caps: mc_runtime::caps::resolve(&[], &[], false).map_err(runtime_err)?,
         seccomp: true,
@@ -154,18 +170,39 @@ pub fn run(
         .into(),
         ..Default::default()
     };
-    let files = EtcFiles::defaults(&spec.hostname, network);
-    let rec = rt.create(&spec, &files).map_err(runtime_err)?;
-    tracing::info!(target: "explain::build", "RUN in build container {} on {} layers", spec.name, layers.len());
-    let code = rt.run_foreground(
-        &rec,
-        Attach {
-            tty: false,
-            stdin: false,
+    let files = match &net {
+        StepNetwork::Host => EtcFiles::defaults(&spec.hostname, "host"),
+        _ => EtcFiles {
+            hostname: format!("{}\n", spec.hostname),
+            hosts: network::hosts(&spec.hostname),
+            resolv_conf: network::host_resolv_conf(),
         },
-        &mut NoNetwork,
-        &mut |_| {},
-    );
+    };
+    let rec = rt.create(&spec, &files).map_err(runtime_err)?;
+    tracing::info!(target: "explain::build", "RUN in build container {} on {} layers, network {network}", spec.name, layers.len());
+    let attach = Attach {
+        tty: false,
+        stdin: false,
+    };
+    let code = match &net {
+        StepNetwork::Bridge { nets, network } => {
+            let mut hook = network::Attach {
+                nets,
+                network: network.clone(),
+                id: id.clone(),
+                name: spec.name.clone(),
+            };
+            // The runtime calls this when the process has exited (or failed
+            // to start): the veth goes with the container.
+            let mut detach = |cid: &str| {
+                if let Err(e) = nets.detach(cid) {
+                    eprintln!("WARNING: detaching build container {cid} from {network}: {e}");
+                }
+            };
+            rt.run_foreground(&rec, attach, &mut hook, &mut detach)
+        }
+        _ => rt.run_foreground(&rec, attach, &mut NoNetwork, &mut |_| {}),
+    };
     let code = match code {
         Ok(c) => c,
         Err(mc_runtime::Error::Start { code, message }) => {

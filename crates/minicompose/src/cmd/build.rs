@@ -37,6 +37,9 @@ pub struct ImageBuildArgs {
     /// Suppress the build output and print the image ID on success
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Network of RUN steps without their own --network: default (a build bridge), host or none
+    #[arg(long, default_value = "default")]
+    pub network: String,
     /// Build context directory
     pub context: PathBuf,
 }
@@ -158,6 +161,8 @@ pub fn image_build(g: &Global, a: ImageBuildArgs) -> anyhow::Result<i32> {
         pull: pull_options(g),
         labels,
         label: String::new(),
+        network: mc_build::exec::network::NetworkMode::parse(&a.network, "--network")
+            .map_err(build_err)?,
     };
     let built = quietly(a.quiet, || mc_build::exec::build(&req)).map_err(build_err)?;
     if a.quiet {
@@ -247,6 +252,11 @@ fn request(
             ])
             .collect(),
         label: name.to_string(),
+        network: match &b.network {
+            Some(n) => mc_build::exec::network::NetworkMode::parse(n, "build.network")
+                .map_err(|e| user_error(format!("service {name}: {e}")))?,
+            None => Default::default(),
+        },
     })
 }
 
