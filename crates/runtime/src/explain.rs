@@ -81,7 +81,16 @@ pub fn emit(area: &str, text: &str) {
         "net" => tracing::info!(target: "explain::net", "{text}"),
         "rlimit" => tracing::info!(target: "explain::rlimit", "{text}"),
         "sysctl" => tracing::info!(target: "explain::sysctl", "{text}"),
-        _ => tracing::info!(target: "explain::runtime", "{text}"),
+        // Areas of other crates, relayed from a detached monitor.
+        "netlink" => tracing::info!(target: "explain::netlink", "{text}"),
+        "dns" => tracing::info!(target: "explain::dns", "{text}"),
+        "nft" => tracing::info!(target: "explain::nft", "{text}"),
+        "ipam" => tracing::info!(target: "explain::ipam", "{text}"),
+        "volume" => tracing::info!(target: "explain::volume", "{text}"),
+        "engine" => tracing::info!(target: "explain::engine", "{text}"),
+        "supervisor" => tracing::info!(target: "explain::supervisor", "{text}"),
+        "runtime" => tracing::info!(target: "explain::runtime", "{text}"),
+        _ => tracing::info!(target: "explain::runtime", "{area}: {text}"),
     }
 }
 

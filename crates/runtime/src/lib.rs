@@ -21,6 +21,7 @@ pub mod lifecycle;
 pub mod limits;
 pub mod logs;
 pub mod monitor;
+mod relay;
 pub mod rootfs;
 pub mod seccomp;
 pub mod spec;

@@ -383,6 +383,15 @@ impl Runtime {
         let fail = |code: i32, msg: String| {
             launch::die(report.as_raw_fd(), code, &msg);
         };
+        // From here on nothing may write to the CLI's terminal or pipes: a
+        // closed one would kill us (and orphan the container). Explain
+        // events go up the report pipe while the CLI listens.
+        let explain_on = tracing::enabled!(target: "explain::runtime", tracing::Level::INFO);
+        let relay = tracing::subscriber::set_default(crate::relay::Relay::new(
+            report.as_raw_fd(),
+            explain_on,
+        ));
+        detach_stdio();
         let cg = match Cgroup::create(&self.layout, &rec.spec.id, &rec.spec.resources) {
             Ok(c) => c,
             Err(e) => {
@@ -449,19 +458,8 @@ impl Runtime {
             // SAFETY: write to our report pipe.
             unsafe { libc::write(report.as_raw_fd(), line.as_ptr().cast(), line.len()) };
         }
-        // Let go of the CLI's terminal and pipes, then report success (EOF).
-        if let Ok(null) = fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .open("/dev/null")
-        {
-            // SAFETY: dup2 onto our standard fds.
-            unsafe {
-                libc::dup2(null.as_raw_fd(), 0);
-                libc::dup2(null.as_raw_fd(), 1);
-                libc::dup2(null.as_raw_fd(), 2);
-            }
-        }
+        // Stop relaying (the pipe closes next), then report success (EOF).
+        drop(relay);
         drop(report);
         let io = Io {
             out: Some(out_r),
@@ -500,10 +498,36 @@ impl Runtime {
         }
     }
 
-    /// Send a signal to the container's PID 1.
+    /// Processes left in a container whose record says it is not running
+    /// (its monitor died): SIGKILL them and wait (at most 5 s).
+    fn kill_leftovers(&self, rec: &Record) -> Result<(), Error> {
+        let cg = self.cgroup(&rec.spec.id);
+        if cg.all_pids().is_empty() {
+            return Ok(());
+        }
+        tracing::info!(target: "explain::runtime", "container {} is not running but its cgroup still has processes (its monitor died): SIGKILL them", rec.spec.name);
+        cg.kill_all(Duration::from_secs(5))?;
+        Ok(())
+    }
+
+    /// Send a signal to the container's PID 1 (or, if the container's
+    /// monitor died, to whatever is left in its cgroup).
     pub fn kill(&self, key: &str, sig: i32) -> Result<Record, Error> {
         let rec = self.containers.find(key)?;
         if !rec.state.is_running() {
+            let leftovers = self.cgroup(&rec.spec.id).all_pids();
+            if !leftovers.is_empty() {
+                if sig == libc::SIGKILL {
+                    self.kill_leftovers(&rec)?;
+                } else {
+                    for pid in leftovers {
+                        tracing::info!(target: "explain::runtime", "kill({pid}, {sig}): left in the container's cgroup");
+                        // SAFETY: a pid the kernel lists in our container's cgroup.
+                        unsafe { libc::kill(pid, sig) };
+                    }
+                }
+                return Ok(rec);
+            }
             return Err(Error::Invalid(format!(
                 "container {} is not running",
                 rec.spec.name
@@ -523,6 +547,7 @@ impl Runtime {
     pub fn stop(&self, key: &str, timeout: Option<u64>) -> Result<Record, Error> {
         let rec = self.containers.find(key)?;
         if !rec.state.is_running() {
+            self.kill_leftovers(&rec)?;
             return Ok(rec);
         }
         let grace = timeout.unwrap_or(rec.spec.stop_timeout);
@@ -564,6 +589,9 @@ impl Runtime {
                 )));
             }
         }
+        // Not running, yet processes may be left (see kill_leftovers): with
+        // or without -f, nothing may outlive its container.
+        self.kill_leftovers(&rec)?;
         teardown(&rec.spec.id);
         self.cgroup(&rec.spec.id).remove()?;
         if rec.dir.exists() {
@@ -571,6 +599,24 @@ impl Runtime {
                 .with_context(|| format!("remove {}", rec.dir.display()))?;
         }
         Ok(rec)
+    }
+}
+
+/// Point fds 0, 1 and 2 at /dev/null (the detached monitor's).
+fn detach_stdio() {
+    // SAFETY: SIGPIPE ignored (a write to a gone reader fails instead of
+    // killing us); dup2 onto our standard fds.
+    unsafe {
+        libc::signal(libc::SIGPIPE, libc::SIG_IGN);
+        let null = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR | libc::O_CLOEXEC);
+        if null >= 0 {
+            for fd in 0..3 {
+                libc::dup2(null, fd);
+            }
+            if null > 2 {
+                libc::close(null);
+            }
+        }
     }
 }
 

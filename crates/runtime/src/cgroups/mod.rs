@@ -217,6 +217,55 @@ impl Cgroup {
             .collect()
     }
 
+    /// Host pids in any of the cgroup's directories (v1 hierarchies can
+    /// disagree while a process is migrating).
+    pub fn all_pids(&self) -> Vec<i32> {
+        let mut pids: Vec<i32> = Vec::new();
+        for d in &self.dirs {
+            for p in fs::read_to_string(d.join("cgroup.procs"))
+                .unwrap_or_default()
+                .lines()
+                .filter_map(|l| l.trim().parse().ok())
+            {
+                if !pids.contains(&p) {
+                    pids.push(p);
+                }
+            }
+        }
+        pids
+    }
+
+    /// SIGKILL every process left in the cgroup (orphans of a monitor that
+    /// died) until none is left or `timeout` passes. Only pids the kernel
+    /// lists in this cgroup are signalled. Returns how many were killed.
+    pub fn kill_all(&self, timeout: std::time::Duration) -> Result<usize, Error> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut killed: Vec<i32> = Vec::new();
+        loop {
+            let pids = self.all_pids();
+            if pids.is_empty() {
+                return Ok(killed.len());
+            }
+            if std::time::Instant::now() >= deadline {
+                return Err(Error::Other(anyhow::anyhow!(
+                    "processes {pids:?} in cgroup {} are still there {}s after SIGKILL",
+                    self.dirs.first().map(|d| d.display().to_string()).unwrap_or_default(),
+                    timeout.as_secs()
+                )));
+            }
+            // Again each round: a process may have forked before it died.
+            for pid in pids {
+                if !killed.contains(&pid) {
+                    tracing::info!(target: "explain::cgroup", "kill(SIGKILL) leftover pid {pid} of cgroup {}", self.id());
+                    killed.push(pid);
+                }
+                // SAFETY: a pid the kernel just listed in our cgroup.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+    }
+
     /// Whether the kernel's OOM killer killed something in this cgroup.
     pub fn oom_killed(&self) -> bool {
         let Some(dir) = self.controller_dir("memory") else {
