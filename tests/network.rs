@@ -700,3 +700,73 @@ fn userland_proxy_serves_ports_without_nft() {
     // The proxy let go of the port.
     assert!(std::net::TcpListener::bind(("127.0.0.1", tport)).is_ok());
 }
+
+/// This root's chains as nft prints them with rule handles (`-a`): a chain
+/// rewritten with the same rules still shows new handles.
+fn root_chains(root: &Path) -> String {
+    let key = mc_net::firewall::root_key(root);
+    ["pre", "out", "post", "fwd", "ports"]
+        .iter()
+        .map(|c| {
+            let out = Command::new("nft")
+                .args(["-a", "list", "chain", "inet", "minicompose"])
+                .arg(format!("{c}-{key}"))
+                .output()
+                .expect("nft");
+            assert!(out.status.success(), "chain {c}-{key} exists");
+            String::from_utf8_lossy(&out.stdout).to_string()
+        })
+        .collect()
+}
+
+#[test]
+fn attach_without_ports_leaves_rules_alone() {
+    if skip() {
+        return;
+    }
+    let env = Env::new();
+    env.create("steady", false);
+    let root = env.nets.store().root().to_path_buf();
+    let (ns1, ns2, ns3) = (Netns::new(), Netns::new(), Netns::new());
+    let tport = free_port();
+    let ep1 = env.attach("pub", "steady", &ns1, &[], &[format!("{tport}:8080")]);
+    let before = root_chains(&root);
+    assert!(before.contains(&format!("dport {tport} dnat ip to {}:8080", ep1.ip)));
+
+    // Containers without ports come and go: not one rule is rewritten.
+    let ep2 = env.attach("quiet", "steady", &ns2, &[], &[]);
+    assert_eq!(root_chains(&root), before, "attach without ports");
+    env.nets.detach(&ep2.container_id).unwrap();
+    assert_eq!(root_chains(&root), before, "detach without ports");
+
+    // A container with a port: only the ports chain changes, and back.
+    let other = free_port();
+    let ep3 = env.attach("more", "steady", &ns3, &[], &[format!("{other}:8080")]);
+    let with = root_chains(&root);
+    assert!(with.contains(&format!("dport {other} dnat ip to {}:8080", ep3.ip)));
+    let base = |s: &str| {
+        s.split("chain ports-")
+            .next()
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(base(&with), base(&before), "base chains untouched");
+    env.nets.detach(&ep3.container_id).unwrap();
+    let after = root_chains(&root);
+    assert!(!after.contains(&format!("dport {other} ")));
+    assert!(after.contains(&format!("dport {tport} dnat ip to {}:8080", ep1.ip)));
+
+    // The first container's port still works, from the host and hairpin.
+    let echo = PeerEcho::tcp(&ns1, "0.0.0.0:8080".parse().unwrap());
+    assert!(
+        tcp_ask(sock(Ipv4Addr::LOCALHOST, tport)).is_some(),
+        "127.0.0.1:{tport}"
+    );
+    let own = sock(host_address(), tport);
+    assert!(tcp_ask(own).is_some(), "host address");
+    let ep2 = env.attach("quiet", "steady", &ns2, &[], &[]);
+    assert!(ns2.run(move || tcp_ask(own)).is_some(), "hairpin");
+    assert_eq!(root_chains(&root), after, "attach without ports, again");
+    drop(echo);
+    env.nets.detach(&ep2.container_id).unwrap();
+}

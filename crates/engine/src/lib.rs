@@ -126,13 +126,11 @@ pub struct Engine {
 }
 
 impl Engine {
-    /// `net_helper`: how to run `__internal compose-net` (see [`netattach`]).
     pub fn new(
         root: &Path,
         pull: mc_image::PullOptions,
         dns: Option<mc_net::DnsLauncher>,
         supervisor: Option<Launcher>,
-        net_helper: Option<Launcher>,
     ) -> Engine {
         Engine {
             paths: Paths::new(root),
@@ -140,7 +138,6 @@ impl Engine {
             net: NetContext {
                 root: root.to_path_buf(),
                 dns,
-                helper: net_helper,
             },
             pull,
             supervisor,

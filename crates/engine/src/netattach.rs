@@ -7,16 +7,11 @@
 //! container without the CLI.
 //!
 //! The hook and the teardown run inside the container's monitor, a forked
-//! process that closed every inherited fd — including the ones tokio keeps
-//! in process-wide statics (its signal pipe), which mc_net's netlink
-//! runtime would reuse. So there the work is done by a fresh process of our
-//! own binary (`helper`: `__internal compose-net`, JSON on stdin).
+//! process that closed every inherited fd. mc_net does its netlink work
+//! with plain blocking sockets and runs nft as a child process, so it needs
+//! nothing a fork could have closed: both run right here, in-process.
 
-use std::io::Write as _;
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-
-use serde::{Deserialize, Serialize};
 
 use crate::state::ContainerRecord;
 
@@ -25,88 +20,9 @@ use crate::state::ContainerRecord;
 pub struct NetContext {
     pub root: PathBuf,
     pub dns: Option<mc_net::DnsLauncher>,
-    /// Our binary and the arguments before the request (None: in-process).
-    pub helper: Option<crate::Launcher>,
-}
-
-/// A request to the helper process.
-#[derive(Debug, Serialize, Deserialize)]
-pub enum HelperRequest {
-    Attach {
-        record: Box<ContainerRecord>,
-        hostname: String,
-        dir: PathBuf,
-        pid: i32,
-    },
-    Detach {
-        id: String,
-    },
 }
 
 impl NetContext {
-    /// Run a request in a fresh helper process; its stderr is the error.
-    fn call_helper(&self, req: &HelperRequest) -> Result<(), mc_net::Error> {
-        use anyhow::Context as _;
-        let Some(h) = &self.helper else {
-            return self.serve(req);
-        };
-        let mut child = Command::new(&h.program)
-            .args(&h.args)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .context("start the network helper")?;
-        if let Some(mut stdin) = child.stdin.take() {
-            let body = serde_json::to_vec(req).context("encode the network request")?;
-            stdin.write_all(&body).context("send the network request")?;
-        }
-        let out = child
-            .wait_with_output()
-            .context("wait for the network helper")?;
-        if out.status.success() {
-            return Ok(());
-        }
-        let msg = String::from_utf8_lossy(&out.stderr).trim().to_string();
-        let msg = msg
-            .strip_prefix("minicompose: ")
-            .unwrap_or(&msg)
-            .to_string();
-        Err(if out.status.code() == Some(1) {
-            mc_net::Error::Invalid(msg)
-        } else {
-            mc_net::Error::Other(anyhow::anyhow!("{msg}"))
-        })
-    }
-
-    /// Do a request in this process (the helper's side).
-    pub fn serve(&self, req: &HelperRequest) -> Result<(), mc_net::Error> {
-        match req {
-            HelperRequest::Attach {
-                record,
-                hostname,
-                dir,
-                pid,
-            } => {
-                let hook = Hook {
-                    ctx: self,
-                    rec: record,
-                    hostname: hostname.clone(),
-                    dir: dir.clone(),
-                };
-                let r = hook.attach(*pid);
-                if r.is_err() {
-                    self.detach_here(&record.id);
-                }
-                r
-            }
-            HelperRequest::Detach { id } => {
-                self.detach_here(id);
-                Ok(())
-            }
-        }
-    }
-
     pub fn networks(&self) -> Result<mc_net::Networks, mc_net::Error> {
         let n = mc_net::Networks::open(&self.root)?;
         Ok(match &self.dns {
@@ -115,28 +31,9 @@ impl NetContext {
         })
     }
 
-    /// Undo every attachment of a container (idempotent), from a monitor:
-    /// through the helper when one is configured.
+    /// Undo every attachment of a container (idempotent). Cheap when there
+    /// is nothing to undo (its monitor already detached it): no lock taken.
     pub fn detach(&self, id: &str) {
-        if self.helper.is_some() && self.attached(id) {
-            if let Err(e) = self.call_helper(&HelperRequest::Detach { id: id.to_string() }) {
-                tracing::warn!("detaching {id} from its networks: {e}");
-            }
-        } else {
-            self.detach_here(id);
-        }
-    }
-
-    fn attached(&self, id: &str) -> bool {
-        mc_net::Networks::open(&self.root)
-            .and_then(|n| n.store().endpoints())
-            .map(|eps| eps.iter().any(|e| e.container_id == id))
-            .unwrap_or(true)
-    }
-
-    /// Undo every attachment in this process. Cheap when there is nothing to
-    /// undo (its monitor already detached it): no lock taken.
-    pub fn detach_here(&self, id: &str) {
         if let Ok(n) = mc_net::Networks::open(&self.root) {
             let attached = n
                 .store()
@@ -166,13 +63,10 @@ impl mc_runtime::NetworkHook for Hook<'_> {
     }
 
     fn setup(&mut self, pid: i32) -> Result<(), mc_runtime::Error> {
-        let req = HelperRequest::Attach {
-            record: Box::new(self.rec.clone()),
-            hostname: self.hostname.clone(),
-            dir: self.dir.clone(),
-            pid,
-        };
-        let result = self.ctx.call_helper(&req);
+        let result = self.attach(pid);
+        if result.is_err() {
+            self.ctx.detach(&self.rec.id);
+        }
         result.map_err(|e| match e {
             mc_net::Error::Invalid(m) => mc_runtime::Error::Invalid(m),
             mc_net::Error::Other(o) => mc_runtime::Error::Other(o),

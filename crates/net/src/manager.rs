@@ -52,14 +52,6 @@ pub struct Networks {
     dns: Option<DnsLauncher>,
 }
 
-fn block_on<T>(f: impl std::future::Future<Output = Result<T, Error>>) -> Result<T, Error> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("starting a tokio runtime for netlink")?
-        .block_on(f)
-}
-
 fn random_hex(bytes: usize) -> Result<String, Error> {
     let mut buf = vec![0u8; bytes];
     use std::io::Read as _;
@@ -165,7 +157,7 @@ impl Networks {
                 ep.container_name,
                 ep.network
             );
-            let _ = block_on(async { Netlink::host()?.delete_link(&ep.host_veth).await });
+            let _ = Netlink::host().and_then(|nl| nl.delete_link(&ep.host_veth));
             self.store.delete_endpoint(&ep)?;
             dropped = true;
         }
@@ -200,7 +192,7 @@ impl Networks {
             return Ok(());
         }
         let key = firewall::root_key(self.store.root());
-        firewall::apply(&firewall::render(&key, networks, live))
+        firewall::apply(&key, &firewall::render(&key, networks, live))
     }
 
     fn rebuild(&self) -> Result<Vec<Endpoint>, Error> {
@@ -235,9 +227,9 @@ impl Networks {
             let _host = NetLock::acquire(Path::new(crate::lock::HOST_LOCK))?;
             let net = self.choose_and_save(req, &existing)?;
             let made = (|| {
-                block_on(async {
+                {
                     let nl = Netlink::host()?;
-                    let mtu = netlink::default_route_mtu(&nl).await?;
+                    let mtu = netlink::default_route_mtu(&nl)?;
                     netlink::ensure_bridge(
                         &nl,
                         &net.bridge,
@@ -245,13 +237,12 @@ impl Networks {
                         net.subnet.prefix_len(),
                         mtu,
                     )
-                    .await
-                })?;
+                }?;
                 sysctl::for_bridge(&net.bridge)
             })();
             if let Err(e) = made {
                 let _ = self.store.delete_network(&net.name);
-                let _ = block_on(async { Netlink::host()?.delete_link(&net.bridge).await });
+                let _ = Netlink::host().and_then(|nl| nl.delete_link(&net.bridge));
                 return Err(e);
             }
             net
@@ -260,7 +251,7 @@ impl Networks {
         all.push(net.clone());
         if let Err(e) = self.sync(&all) {
             let _ = self.store.delete_network(&net.name);
-            let _ = block_on(async { Netlink::host()?.delete_link(&net.bridge).await });
+            let _ = Netlink::host().and_then(|nl| nl.delete_link(&net.bridge));
             let _ = self.rebuild();
             return Err(e);
         }
@@ -270,13 +261,10 @@ impl Networks {
     /// Pick (or check) the subnet against the host's routes and addresses
     /// and the other networks, and record the network.
     fn choose_and_save(&self, req: &CreateRequest, existing: &[Network]) -> Result<Network, Error> {
-        let (routes, addrs) = block_on(async {
+        let (routes, addrs) = {
             let nl = Netlink::host()?;
-            Ok((
-                netlink::host_routes(&nl).await?,
-                netlink::host_ipv4_nets(&nl).await?,
-            ))
-        })?;
+            (netlink::host_routes(&nl)?, netlink::host_ipv4_nets(&nl)?)
+        };
         let mut taken: Vec<(Ipv4Net, String)> = Vec::new();
         taken.extend(
             existing
@@ -341,7 +329,7 @@ impl Networks {
                 users.join(", ")
             )));
         }
-        block_on(async { Netlink::host()?.delete_link(&net.bridge).await })?;
+        Netlink::host().and_then(|nl| nl.delete_link(&net.bridge))?;
         self.store.delete_network(name)?;
         self.rebuild()?;
         dns::notify(&self.store, None)?;
@@ -425,11 +413,16 @@ impl Networks {
         tracing::info!(target: "explain::ipam", "{} gets {ip} on {}", ep.container_name, net.name);
         self.store.save_endpoint(&ep)?;
         let result = (|| {
-            block_on(async {
+            {
                 let nl = Netlink::host()?;
-                let mtu = netlink::default_route_mtu(&nl).await?;
-                netlink::ensure_bridge(&nl, &net.bridge, net.gateway, net.subnet.prefix_len(), mtu)
-                    .await?;
+                let mtu = netlink::default_route_mtu(&nl)?;
+                netlink::ensure_bridge(
+                    &nl,
+                    &net.bridge,
+                    net.gateway,
+                    net.subnet.prefix_len(),
+                    mtu,
+                )?;
                 let veth = VethRequest {
                     host_name: &ep.host_veth,
                     peer_name: &ep.interface,
@@ -441,8 +434,8 @@ impl Networks {
                     prefix: net.subnet.prefix_len(),
                     gateway: net.gateway,
                 };
-                netlink::create_veth(&nl, &veth).await
-            })?;
+                netlink::create_veth(&nl, &veth)
+            }?;
             sysctl::for_bridge(&net.bridge)?;
             self.sync(&networks)?;
             for name in &ep.dns_names {
@@ -451,7 +444,7 @@ impl Networks {
             dns::notify(&self.store, self.dns.as_ref())
         })();
         if let Err(e) = result {
-            let _ = block_on(async { Netlink::host()?.delete_link(&ep.host_veth).await });
+            let _ = Netlink::host().and_then(|nl| nl.delete_link(&ep.host_veth));
             let _ = self.store.delete_endpoint(&ep);
             let _ = self.sync(&networks);
             let _ = dns::notify(&self.store, None);
@@ -470,7 +463,7 @@ impl Networks {
             .filter(|e| e.container_id == container_id)
             .collect();
         for ep in &mine {
-            block_on(async { Netlink::host()?.delete_link(&ep.host_veth).await })?;
+            Netlink::host().and_then(|nl| nl.delete_link(&ep.host_veth))?;
             for name in &ep.dns_names {
                 tracing::info!(target: "explain::dns", "remove {name} A {} (network {})", ep.ip, ep.network);
             }

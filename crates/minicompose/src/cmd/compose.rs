@@ -331,21 +331,11 @@ pub fn engine(g: &Global, with_supervisor: bool) -> anyhow::Result<Engine> {
         progress: true,
         ..Default::default()
     };
-    let net_helper = Some(mc_engine::Launcher {
-        program,
-        args: vec![
-            "--root".into(),
-            g.root.clone().into_os_string(),
-            "__internal".into(),
-            "compose-net".into(),
-        ],
-    });
     Ok(Engine::new(
         &g.root,
         pull,
         Some(dns_launcher(g)?),
         supervisor,
-        net_helper,
     ))
 }
 

@@ -20,8 +20,6 @@ pub enum InternalCmd {
     Dns(crate::cmd::internal_dns::DnsArgs),
     /// The supervisor of one compose project (owned by the compose lifecycle work)
     Supervisor { project: String },
-    /// A network step of a compose container, run for its monitor (compose lifecycle work)
-    ComposeNet,
 }
 
 pub fn run(g: &Global, cmd: InternalCmd) -> anyhow::Result<i32> {
@@ -37,6 +35,5 @@ pub fn run(g: &Global, cmd: InternalCmd) -> anyhow::Result<i32> {
         } => mc_runtime::exec::main(config_fd, status_fd),
         InternalCmd::Dns(a) => crate::cmd::internal_dns::run(g, a),
         InternalCmd::Supervisor { project } => crate::cmd::internal_supervisor::run(g, &project),
-        InternalCmd::ComposeNet => crate::cmd::internal_supervisor::net(g),
     }
 }

@@ -25,12 +25,26 @@ pub fn root_key(root: &std::path::Path) -> String {
     format!("{:08x}", (h ^ (h >> 32)) as u32)
 }
 
-/// The nft script for one root, and the rule lines for `--explain`.
+/// The nft commands for one root, in two parts so that a change of
+/// published ports alone rewrites only the ports chain.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RuleSet {
-    pub script: String,
+    /// Table, base chains and their rules (the networks' own rules); the
+    /// ports chain is created (not flushed) so the jumps to it resolve. For
+    /// an empty root: the commands deleting its chains.
+    pub base: String,
+    /// The ports chain, flushed and refilled with one DNAT per published
+    /// port (empty for an empty root).
+    pub ports: String,
     /// Whether the root has no networks left (its chains get deleted).
     pub empty: bool,
+}
+
+impl RuleSet {
+    /// Everything, as one transaction.
+    pub fn script(&self) -> String {
+        format!("{}{}", self.base, self.ports)
+    }
 }
 
 struct Chains {
@@ -79,67 +93,87 @@ pub fn render(key: &str, networks: &[Network], endpoints: &[Endpoint]) -> RuleSe
         s.push_str(&format!("add chain {TABLE} {name} {{ {spec} }}\n"));
         s.push_str(&format!("flush chain {TABLE} {name}\n"));
     }
-    s.push_str(&format!(
-        "add chain {TABLE} {}\nflush chain {TABLE} {}\n",
-        c.ports, c.ports
-    ));
+    s.push_str(&format!("add chain {TABLE} {}\n", c.ports));
     if networks.is_empty() {
+        // Flushed above, so nothing jumps to the ports chain any more.
+        s.push_str(&format!("flush chain {TABLE} {}\n", c.ports));
         for name in [&c.pre, &c.out, &c.post, &c.fwd, &c.ports] {
             s.push_str(&format!("delete chain {TABLE} {name}\n"));
         }
         return RuleSet {
-            script: s,
+            base: s,
+            ports: String::new(),
             empty: true,
         };
     }
-    let mut rule =
-        |chain: &str, body: String| s.push_str(&format!("add rule {TABLE} {chain} {body}\n"));
-    rule(&c.pre, format!("fib daddr type local jump {}", c.ports));
-    rule(&c.out, format!("fib daddr type local jump {}", c.ports));
+    let mut p = format!(
+        "add chain {TABLE} {}\nflush chain {TABLE} {}\n",
+        c.ports, c.ports
+    );
+    let rule = |s: &mut String, chain: &str, body: String| {
+        s.push_str(&format!("add rule {TABLE} {chain} {body}\n"))
+    };
+    rule(
+        &mut s,
+        &c.pre,
+        format!("fib daddr type local jump {}", c.ports),
+    );
+    rule(
+        &mut s,
+        &c.out,
+        format!("fib daddr type local jump {}", c.ports),
+    );
     for net in networks {
         let b = &net.bridge;
         let subnet = net.subnet;
         if net.internal {
-            rule(&c.fwd, format!("iifname \"{b}\" oifname != \"{b}\" drop"));
-            rule(&c.fwd, format!("oifname \"{b}\" iifname != \"{b}\" drop"));
-        } else {
             rule(
+                &mut s,
                 &c.fwd,
-                format!(
-                    "iifname \"{b}\" oifname \"mc-*\" oifname != \"{b}\" ct status ! dnat drop"
-                ),
+                format!("iifname \"{b}\" oifname != \"{b}\" drop"),
             );
             rule(
+                &mut s,
                 &c.fwd,
-                format!(
-                    "oifname \"{b}\" iifname \"mc-*\" iifname != \"{b}\" ct status ! dnat drop"
-                ),
+                format!("oifname \"{b}\" iifname != \"{b}\" drop"),
             );
-            rule(
-                &c.post,
-                format!("meta nfproto ipv4 ip saddr {subnet} oifname != \"{b}\" masquerade"),
-            );
-            rule(
-                &c.post,
-                format!(
-                    "meta nfproto ipv4 ip saddr {subnet} oifname \"{b}\" ct status dnat masquerade"
-                ),
-            );
-            rule(
-                &c.post,
-                format!("meta nfproto ipv4 ip saddr 127.0.0.0/8 oifname \"{b}\" masquerade"),
-            );
+            continue;
         }
-        for ep in endpoints
-            .iter()
-            .filter(|e| e.network == net.name && !net.internal)
-        {
+        rule(
+            &mut s,
+            &c.fwd,
+            format!("iifname \"{b}\" oifname \"mc-*\" oifname != \"{b}\" ct status ! dnat drop"),
+        );
+        rule(
+            &mut s,
+            &c.fwd,
+            format!("oifname \"{b}\" iifname \"mc-*\" iifname != \"{b}\" ct status ! dnat drop"),
+        );
+        rule(
+            &mut s,
+            &c.post,
+            format!("meta nfproto ipv4 ip saddr {subnet} oifname != \"{b}\" masquerade"),
+        );
+        rule(
+            &mut s,
+            &c.post,
+            format!(
+                "meta nfproto ipv4 ip saddr {subnet} oifname \"{b}\" ct status dnat masquerade"
+            ),
+        );
+        rule(
+            &mut s,
+            &c.post,
+            format!("meta nfproto ipv4 ip saddr 127.0.0.0/8 oifname \"{b}\" masquerade"),
+        );
+        for ep in endpoints.iter().filter(|e| e.network == net.name) {
             for m in &ep.ports {
                 let daddr = m
                     .host_ip
                     .map(|ip| format!("ip daddr {ip} "))
                     .unwrap_or_default();
                 rule(
+                    &mut p,
                     &c.ports,
                     format!(
                         "meta nfproto ipv4 {daddr}{} dport {} dnat ip to {}:{}",
@@ -150,7 +184,8 @@ pub fn render(key: &str, networks: &[Network], endpoints: &[Endpoint]) -> RuleSe
         }
     }
     RuleSet {
-        script: s,
+        base: s,
+        ports: p,
         empty: false,
     }
 }
@@ -215,7 +250,14 @@ mod tests {
         ];
         let r = render("k", &nets, &eps);
         assert!(!r.empty);
-        let s = &r.script;
+        let s = &r.script();
+        assert!(
+            !r.base.contains("dnat ip to"),
+            "ports only in the ports part"
+        );
+        assert!(r.ports.starts_with(
+            "add chain inet minicompose ports-k\nflush chain inet minicompose ports-k\n"
+        ));
         assert!(s.contains("add chain inet minicompose pre-k { type nat hook prerouting priority -100; policy accept; }\nflush chain inet minicompose pre-k\n"));
         assert!(s.contains("add rule inet minicompose out-k fib daddr type local jump ports-k\n"));
         assert!(s.contains("add rule inet minicompose ports-k meta nfproto ipv4 tcp dport 8080 dnat ip to 10.89.0.2:80\n"));
@@ -236,9 +278,33 @@ mod tests {
     fn empty_root_deletes_its_chains() {
         let r = render("k", &[], &[]);
         assert!(r.empty);
-        assert!(r
-            .script
-            .ends_with("delete chain inet minicompose ports-k\n"));
-        assert!(!r.script.contains("add rule"));
+        assert!(r.base.ends_with("delete chain inet minicompose ports-k\n"));
+        assert!(!r.base.contains("add rule"));
+        assert!(r.ports.is_empty());
+    }
+
+    #[test]
+    fn ports_only_change_leaves_the_base_alone() {
+        let nets = [net("a", "mc-aaaaaaaa", "10.89.0.0/24", false)];
+        let one = render("k", &nets, &[ep("a", "10.89.0.2", &["8080:80"])]);
+        let two = render(
+            "k",
+            &nets,
+            &[
+                ep("a", "10.89.0.2", &["8080:80"]),
+                ep("a", "10.89.0.3", &[]),
+            ],
+        );
+        assert_eq!(one, two, "an endpoint without ports changes nothing");
+        let three = render(
+            "k",
+            &nets,
+            &[
+                ep("a", "10.89.0.2", &["8080:80"]),
+                ep("a", "10.89.0.4", &["81:80"]),
+            ],
+        );
+        assert_eq!(one.base, three.base);
+        assert_ne!(one.ports, three.ports);
     }
 }

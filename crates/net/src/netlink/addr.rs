@@ -3,15 +3,16 @@
 use std::net::IpAddr;
 
 use anyhow::Context as _;
-use futures_util::TryStreamExt as _;
 use ipnet::Ipv4Net;
-use rtnetlink::packet_route::address::AddressAttribute;
+use rtnetlink::packet_route::address::{AddressAttribute, AddressMessage};
+use rtnetlink::packet_route::RouteNetlinkMessage;
+use rtnetlink::AddressMessageBuilder;
 
-use super::{is_errno, Netlink};
+use super::Netlink;
 use crate::Error;
 
 /// Add `ip/prefix` to link `index` unless it is already there.
-pub async fn ensure_address(
+pub fn ensure_address(
     nl: &Netlink,
     index: u32,
     name: &str,
@@ -19,9 +20,19 @@ pub async fn ensure_address(
     prefix: u8,
 ) -> Result<(), Error> {
     tracing::info!(target: "explain::netlink", "RTM_NEWADDR {ip}/{prefix} dev {name}");
-    match nl.handle().address().add(index, ip, prefix).execute().await {
+    let msg = match ip {
+        IpAddr::V4(a) => AddressMessageBuilder::<std::net::Ipv4Addr>::new()
+            .index(index)
+            .address(a, prefix)
+            .build(),
+        IpAddr::V6(a) => AddressMessageBuilder::<std::net::Ipv6Addr>::new()
+            .index(index)
+            .address(a, prefix)
+            .build(),
+    };
+    match nl.change(RouteNetlinkMessage::NewAddress(msg), true) {
         Ok(()) => Ok(()),
-        Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+        Err(e) if e.errno == libc::EEXIST => Ok(()),
         Err(e) => Err(anyhow::Error::new(e)
             .context(format!("adding {ip}/{prefix} to {name}"))
             .into()),
@@ -29,10 +40,15 @@ pub async fn ensure_address(
 }
 
 /// Every IPv4 address on the host with its prefix (for subnet choice).
-pub async fn host_ipv4_nets(nl: &Netlink) -> Result<Vec<Ipv4Net>, Error> {
+pub fn host_ipv4_nets(nl: &Netlink) -> Result<Vec<Ipv4Net>, Error> {
     let mut out = Vec::new();
-    let mut addrs = nl.handle().address().get().execute();
-    while let Some(msg) = addrs.try_next().await.context("listing addresses")? {
+    let replies = nl
+        .dump(RouteNetlinkMessage::GetAddress(AddressMessage::default()))
+        .context("listing addresses")?;
+    for msg in replies {
+        let RouteNetlinkMessage::NewAddress(msg) = msg else {
+            continue;
+        };
         for attr in &msg.attributes {
             if let AddressAttribute::Address(IpAddr::V4(ip)) = attr {
                 if let Ok(n) = Ipv4Net::new(*ip, msg.header.prefix_len) {

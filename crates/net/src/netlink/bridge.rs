@@ -3,9 +3,10 @@
 use std::net::{IpAddr, Ipv4Addr};
 
 use anyhow::Context as _;
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::LinkBridge;
 
-use super::{is_errno, Netlink};
+use super::Netlink;
 use crate::Error;
 
 /// A fixed MAC for the bridge (locally administered, from its name). Left
@@ -20,14 +21,14 @@ fn bridge_mac(name: &str) -> [u8; 6] {
 
 /// Make sure bridge `name` exists with `gateway/prefix` and is up.
 /// Idempotent: repairs a bridge a killed process left half-configured.
-pub async fn ensure_bridge(
+pub fn ensure_bridge(
     nl: &Netlink,
     name: &str,
     gateway: Ipv4Addr,
     prefix: u8,
     mtu: u32,
 ) -> Result<(), Error> {
-    if nl.link(name).await?.is_none() {
+    if nl.link(name)?.is_none() {
         let mac = bridge_mac(name);
         tracing::info!(
             target: "explain::netlink",
@@ -35,9 +36,9 @@ pub async fn ensure_bridge(
             mac.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(":")
         );
         let msg = LinkBridge::new(name).mtu(mtu).address(mac.to_vec()).build();
-        match nl.handle().link().add(msg).execute().await {
+        match nl.change(RouteNetlinkMessage::NewLink(msg), true) {
             Ok(()) => {}
-            Err(e) if is_errno(&e, libc::EEXIST) => {}
+            Err(e) if e.errno == libc::EEXIST => {}
             Err(e) => {
                 return Err(anyhow::Error::new(e)
                     .context(format!("creating bridge {name}"))
@@ -45,9 +46,8 @@ pub async fn ensure_bridge(
             }
         }
     }
-    let index = nl.index(name).await?;
+    let index = nl.index(name)?;
     super::addr::ensure_address(nl, index, name, IpAddr::V4(gateway), prefix)
-        .await
         .context("configuring the bridge")?;
-    nl.set_up(name).await
+    nl.set_up(name)
 }

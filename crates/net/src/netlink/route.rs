@@ -4,23 +4,34 @@
 use std::net::Ipv4Addr;
 
 use anyhow::Context as _;
-use futures_util::TryStreamExt as _;
 use ipnet::Ipv4Net;
-use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute};
+use rtnetlink::packet_route::route::{RouteAddress, RouteAttribute, RouteMessage};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::RouteMessageBuilder;
 
-use super::{is_errno, Netlink};
+use super::Netlink;
 use crate::Error;
 
+/// Every IPv4 route, any table.
+fn ipv4_routes(nl: &Netlink) -> Result<Vec<RouteMessage>, Error> {
+    let replies = nl
+        .dump(RouteNetlinkMessage::GetRoute(
+            RouteMessageBuilder::<Ipv4Addr>::new().build(),
+        ))
+        .context("listing routes")?;
+    Ok(replies
+        .into_iter()
+        .filter_map(|m| match m {
+            RouteNetlinkMessage::NewRoute(r) => Some(r),
+            _ => None,
+        })
+        .collect())
+}
+
 /// Every IPv4 route destination on the host, any table (for subnet choice).
-pub async fn host_routes(nl: &Netlink) -> Result<Vec<Ipv4Net>, Error> {
+pub fn host_routes(nl: &Netlink) -> Result<Vec<Ipv4Net>, Error> {
     let mut out = Vec::new();
-    let mut routes = nl
-        .handle()
-        .route()
-        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-        .execute();
-    while let Some(msg) = routes.try_next().await.context("listing routes")? {
+    for msg in ipv4_routes(nl)? {
         let prefix = msg.header.destination_prefix_length;
         let dst = msg.attributes.iter().find_map(|a| match a {
             RouteAttribute::Destination(RouteAddress::Inet(ip)) => Some(*ip),
@@ -36,13 +47,8 @@ pub async fn host_routes(nl: &Netlink) -> Result<Vec<Ipv4Net>, Error> {
 }
 
 /// MTU of the interface carrying the host's default route (1500 if none).
-pub async fn default_route_mtu(nl: &Netlink) -> Result<u32, Error> {
-    let mut routes = nl
-        .handle()
-        .route()
-        .get(RouteMessageBuilder::<Ipv4Addr>::new().build())
-        .execute();
-    while let Some(msg) = routes.try_next().await.context("listing routes")? {
+pub fn default_route_mtu(nl: &Netlink) -> Result<u32, Error> {
+    for msg in ipv4_routes(nl)? {
         if msg.header.destination_prefix_length != 0 || msg.header.table != 254 {
             continue;
         }
@@ -51,7 +57,7 @@ pub async fn default_route_mtu(nl: &Netlink) -> Result<u32, Error> {
             _ => None,
         });
         if let Some(oif) = oif {
-            if let Some(mtu) = nl.mtu(oif).await? {
+            if let Some(mtu) = nl.mtu(oif)? {
                 return Ok(mtu);
             }
         }
@@ -60,15 +66,15 @@ pub async fn default_route_mtu(nl: &Netlink) -> Result<u32, Error> {
 }
 
 /// `ip route add default via gateway` in the namespace `nl` is bound to.
-pub async fn add_default_route(nl: &Netlink, gateway: Ipv4Addr, index: u32) -> Result<(), Error> {
+pub fn add_default_route(nl: &Netlink, gateway: Ipv4Addr, index: u32) -> Result<(), Error> {
     tracing::info!(target: "explain::netlink", "RTM_NEWROUTE default via {gateway} (in the container's netns)");
     let msg = RouteMessageBuilder::<Ipv4Addr>::new()
         .gateway(gateway)
         .output_interface(index)
         .build();
-    match nl.handle().route().add(msg).execute().await {
+    match nl.change(RouteNetlinkMessage::NewRoute(msg), true) {
         Ok(()) => Ok(()),
-        Err(e) if is_errno(&e, libc::EEXIST) => Ok(()),
+        Err(e) if e.errno == libc::EEXIST => Ok(()),
         Err(e) => Err(anyhow::Error::new(e)
             .context(format!("adding default route via {gateway}"))
             .into()),

@@ -9,6 +9,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use rtnetlink::packet_route::link::{InfoData, InfoVeth};
+use rtnetlink::packet_route::RouteNetlinkMessage;
 use rtnetlink::{LinkUnspec, LinkVeth};
 
 use super::Netlink;
@@ -28,15 +29,15 @@ pub struct VethRequest<'a> {
 
 /// Create and configure the pair. On failure the host end is deleted (and
 /// with it the peer), so nothing is left half-configured.
-pub async fn create_veth(host: &Netlink, req: &VethRequest<'_>) -> Result<(), Error> {
-    let result = create_inner(host, req).await;
+pub fn create_veth(host: &Netlink, req: &VethRequest<'_>) -> Result<(), Error> {
+    let result = create_inner(host, req);
     if result.is_err() {
-        let _ = host.delete_link(req.host_name).await;
+        let _ = host.delete_link(req.host_name);
     }
     result
 }
 
-async fn create_inner(host: &Netlink, req: &VethRequest<'_>) -> Result<(), Error> {
+fn create_inner(host: &Netlink, req: &VethRequest<'_>) -> Result<(), Error> {
     let ns = std::fs::File::open(req.netns)
         .with_context(|| format!("opening network namespace {}", req.netns.display()))?;
     let peer = LinkUnspec::new_with_name(req.peer_name)
@@ -53,40 +54,31 @@ async fn create_inner(host: &Netlink, req: &VethRequest<'_>) -> Result<(), Error
         "RTM_NEWLINK {} type veth peer {} (created in netns {}) mtu {}",
         req.host_name, req.peer_name, req.netns.display(), req.mtu
     );
-    host.handle()
-        .link()
-        .add(msg)
-        .execute()
-        .await
+    host.change(RouteNetlinkMessage::NewLink(msg), true)
         .with_context(|| format!("creating veth pair {}/{}", req.host_name, req.peer_name))?;
     drop(ns);
 
-    let bridge = host.index(req.bridge).await?;
-    let index = host.index(req.host_name).await?;
+    let bridge = host.index(req.bridge)?;
+    let index = host.index(req.host_name)?;
     tracing::info!(target: "explain::netlink", "RTM_NEWLINK {} master {} up", req.host_name, req.bridge);
-    host.handle()
-        .link()
-        .set(
-            LinkUnspec::new_with_index(index)
-                .controller(bridge)
-                .up()
-                .build(),
-        )
-        .execute()
-        .await
-        .with_context(|| format!("attaching {} to {}", req.host_name, req.bridge))?;
+    host.set_link(
+        LinkUnspec::new_with_index(index)
+            .controller(bridge)
+            .up()
+            .build(),
+    )
+    .with_context(|| format!("attaching {} to {}", req.host_name, req.bridge))?;
 
     let inside = Netlink::in_netns(req.netns)?;
-    let peer_index = inside.index(req.peer_name).await?;
+    let peer_index = inside.index(req.peer_name)?;
     super::addr::ensure_address(
         &inside,
         peer_index,
         req.peer_name,
         IpAddr::V4(req.ip),
         req.prefix,
-    )
-    .await?;
-    inside.set_up("lo").await?;
-    inside.set_up(req.peer_name).await?;
-    super::route::add_default_route(&inside, req.gateway, peer_index).await
+    )?;
+    inside.set_up("lo")?;
+    inside.set_up(req.peer_name)?;
+    super::route::add_default_route(&inside, req.gateway, peer_index)
 }
