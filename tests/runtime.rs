@@ -795,3 +795,222 @@ fn command_starts_with_a_clean_signal_state() {
     ]));
     assert!(out.contains("SigIgn:\t0000000000000000"), "exec: {out}");
 }
+
+/// This process's hard limit on open files (the CLI inherits it).
+fn host_nofile_hard() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) }, 0);
+    r.rlim_max
+}
+
+#[test]
+fn ulimits_are_applied_and_clamped_to_the_host() {
+    let rt = Rt::new();
+    stdout_of(&rt.run(&[], &["true"]));
+    let out = rt.run(
+        &["--ulimit", "nofile=1024:2048"],
+        &["sh", "-c", "ulimit -n; ulimit -Hn"],
+    );
+    assert_eq!(stdout_of(&out), "1024\n2048\n");
+    assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
+    let out = rt.run(&["--ulimit", "core=0"], &["sh", "-c", "ulimit -c; ulimit -Hc"]);
+    assert_eq!(stdout_of(&out), "0\n0\n");
+
+    // Above our hard limit (no CAP_SYS_RESOURCE here): clamped with a
+    // warning, and the container still runs.
+    let hard = host_nofile_hard();
+    if hard != libc::RLIM_INFINITY {
+        let want = format!("nofile={}:{}", hard + 1000, hard + 1000);
+        let out = rt.run(&["--ulimit", &want], &["sh", "-c", "ulimit -n; ulimit -Hn"]);
+        assert_eq!(stdout_of(&out), format!("{hard}\n{hard}\n"));
+        let err = text(&out.stderr);
+        assert!(
+            err.contains(&format!(
+                "ulimit nofile: hard limit {} is above this host's {hard}; using {hard}",
+                hard + 1000
+            )),
+            "{err}"
+        );
+    }
+
+    // A detached container: the warning too, `exec` gets the limits, inspect shows them.
+    let id = rt.detach("limited", &["--ulimit", "nofile=512:1024"], &["sleep", "30"]);
+    let out = rt.mc(&["container", "exec", "limited", "sh", "-c", "ulimit -n; ulimit -Hn"]);
+    assert_eq!(stdout_of(&out), "512\n1024\n");
+    let ul = &rt.inspect("limited")["HostConfig"]["Ulimits"];
+    assert_eq!(
+        ul,
+        &serde_json::json!([{"Name": "nofile", "Soft": 512, "Hard": 1024}])
+    );
+    stdout_of(&rt.mc(&["container", "rm", "-f", "limited"]));
+    assert_gone(&rt, &id);
+}
+
+#[test]
+fn sysctls_are_set_in_the_container_only() {
+    let rt = Rt::new();
+    let host = std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap();
+    let out = rt.run(
+        &[
+            "--sysctl",
+            "net.core.somaxconn=1234",
+            "--sysctl",
+            "kernel.shmmni=1000",
+        ],
+        &[
+            "sh",
+            "-c",
+            "cat /proc/sys/net/core/somaxconn /proc/sys/kernel/shmmni",
+        ],
+    );
+    assert_eq!(stdout_of(&out), "1234\n1000\n");
+    assert_eq!(
+        std::fs::read_to_string("/proc/sys/net/core/somaxconn").unwrap(),
+        host,
+        "the host's value is untouched"
+    );
+    // /proc/sys stays read-only for the command.
+    let out = rt.run(
+        &["--sysctl", "net.core.somaxconn=1234"],
+        &["sh", "-c", "echo 1 > /proc/sys/net/core/somaxconn"],
+    );
+    assert_ne!(out.status.code(), Some(0));
+}
+
+#[test]
+fn bad_ulimits_and_sysctls_are_one_line_and_leave_nothing() {
+    let rt = Rt::new();
+    stdout_of(&rt.run(&[], &["true"]));
+    let cases: &[(&[&str], &str)] = &[
+        (&["--ulimit", "nofile=2048:1024"], "2048 > 1024"),
+        (&["--ulimit", "nofiles=1"], "invalid ulimit type \"nofiles\""),
+        (&["--ulimit", "nofile"], "NAME=SOFT[:HARD]"),
+        (&["--ulimit", "nofile=many"], "is not a number"),
+        (
+            &["--sysctl", "vm.swappiness=10"],
+            "sysctl \"vm.swappiness\" is not allowed in a container",
+        ),
+        (&["--sysctl", "kernel.hostname=x"], "not allowed"),
+        (&["--sysctl", "net.core.somaxconn"], "KEY=VALUE"),
+        (
+            &["--network", "host", "--sysctl", "net.core.somaxconn=1"],
+            "--network host",
+        ),
+        // Allowed name, but the kernel has no such key / refuses the value.
+        (
+            &["--sysctl", "net.core.no_such_key=1"],
+            "cannot set sysctl net.core.no_such_key=1: No such file",
+        ),
+        (
+            &["--sysctl", "net.core.somaxconn=lots"],
+            "cannot set sysctl net.core.somaxconn=lots: Invalid argument",
+        ),
+    ];
+    for (flags, needle) in cases {
+        for detach in [false, true] {
+            let mut args = vec!["container", "run"];
+            args.push(if detach { "-d" } else { "--rm" });
+            args.extend_from_slice(flags);
+            args.extend_from_slice(&[IMAGE, "true"]);
+            let out = rt.mc(&args);
+            let err = text(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+            assert!(err.contains(needle), "{args:?}: expected {needle:?} in {err:?}");
+            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
+            assert!(rt.ids().is_empty(), "{args:?} left a container");
+        }
+    }
+}
+
+/// `containers/<id>/state.json` of a container.
+fn state_of(rt: &Rt, id: &str) -> serde_json::Value {
+    let p = rt.path().join("containers").join(id).join("state.json");
+    serde_json::from_str(&std::fs::read_to_string(p).unwrap()).unwrap()
+}
+
+fn alive(pid: i64) -> bool {
+    pid > 0 && unsafe { libc::kill(pid as i32, 0) } == 0
+}
+
+#[test]
+fn detached_monitor_survives_a_closed_stderr() {
+    let rt = Rt::new();
+    stdout_of(&rt.run(&[], &["true"]));
+    // `--explain … 2>&1 | head -3`: the CLI's stderr is closed after three
+    // lines while the monitor is still starting the container.
+    let script = format!(
+        "'{}' --root '{}' --registry-mirror http://{} --explain container run -d --name mcpipe {IMAGE} sleep 100 2>&1 | head -3",
+        mc_e2e::bin().display(),
+        rt.path().display(),
+        mc_e2e::registry()
+    );
+    let out = Command::new("sh").args(["-c", &script]).output().unwrap();
+    assert_eq!(text(&out.stdout).lines().count(), 3, "{}", text(&out.stdout));
+    let ids = rt.ids();
+    assert_eq!(ids.len(), 1, "one container was created");
+    let id = ids[0].clone();
+    wait_for("mcpipe to run", Duration::from_secs(10), || {
+        state_of(&rt, &id)["status"] == "running"
+    });
+    let monitor = state_of(&rt, &id)["monitor_pid"].as_i64().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(alive(monitor), "the monitor survived");
+    let ls = stdout_of(&rt.mc(&["container", "ls"]));
+    assert!(ls.contains("mcpipe") && ls.contains("Up"), "{ls}");
+    assert_eq!(
+        stdout_of(&rt.mc(&["container", "exec", "mcpipe", "echo", "hi"])),
+        "hi\n"
+    );
+    stdout_of(&rt.mc(&["container", "rm", "-f", "mcpipe"]));
+    assert_gone(&rt, &id);
+    wait_for("the monitor to end with its container", Duration::from_secs(5), || {
+        !alive(monitor)
+    });
+}
+
+#[test]
+fn orphans_of_a_dead_monitor_are_killed_on_removal() {
+    let rt = Rt::new();
+    // The monitor is killed: the record still says running.
+    let id = rt.detach("orphan1", &[], &["sh", "-c", "sleep 100 & sleep 100"]);
+    let st = state_of(&rt, &id);
+    let monitor = st["monitor_pid"].as_i64().unwrap();
+    assert!(alive(monitor));
+    unsafe { libc::kill(monitor as i32, libc::SIGKILL) };
+    wait_for("the monitor to die", Duration::from_secs(5), || !alive(monitor));
+    assert!(!mc_e2e::runtime::processes_of(&id).is_empty());
+    stdout_of(&rt.mc(&["container", "rm", "-f", "orphan1"]));
+    assert_gone(&rt, &id);
+
+    // The monitor died before it could record the start (or after it
+    // recorded an exit): the record says exited, processes are left in the
+    // cgroup. Both `stop` and `rm` (even without -f) kill them.
+    for (name, cmd) in [("orphan2", "stop"), ("orphan3", "rm")] {
+        let id = rt.detach(name, &[], &["sh", "-c", "sleep 100 & sleep 100"]);
+        let mut st = state_of(&rt, &id);
+        let monitor = st["monitor_pid"].as_i64().unwrap();
+        unsafe { libc::kill(monitor as i32, libc::SIGKILL) };
+        wait_for("the monitor to die", Duration::from_secs(5), || !alive(monitor));
+        st["status"] = "exited".into();
+        st["pid"] = 0.into();
+        std::fs::write(
+            rt.path().join("containers").join(&id).join("state.json"),
+            serde_json::to_vec(&st).unwrap(),
+        )
+        .unwrap();
+        let left = mc_e2e::runtime::processes_of(&id);
+        assert!(left.len() >= 2, "{left:?}");
+        stdout_of(&rt.mc(&["container", cmd, name]));
+        // Killed, then reaped by the host's init (their parent is gone).
+        wait_for("the orphans to go", Duration::from_secs(5), || {
+            left.iter().all(|p| !alive(*p as i64))
+        });
+        if cmd == "stop" {
+            stdout_of(&rt.mc(&["container", "rm", name]));
+        }
+        assert_gone(&rt, &id);
+    }
+}
