@@ -816,7 +816,10 @@ fn ulimits_are_applied_and_clamped_to_the_host() {
     );
     assert_eq!(stdout_of(&out), "1024\n2048\n");
     assert!(text(&out.stderr).is_empty(), "{}", text(&out.stderr));
-    let out = rt.run(&["--ulimit", "core=0"], &["sh", "-c", "ulimit -c; ulimit -Hc"]);
+    let out = rt.run(
+        &["--ulimit", "core=0"],
+        &["sh", "-c", "ulimit -c; ulimit -Hc"],
+    );
     assert_eq!(stdout_of(&out), "0\n0\n");
 
     // Above our hard limit (no CAP_SYS_RESOURCE here): clamped with a
@@ -837,8 +840,19 @@ fn ulimits_are_applied_and_clamped_to_the_host() {
     }
 
     // A detached container: the warning too, `exec` gets the limits, inspect shows them.
-    let id = rt.detach("limited", &["--ulimit", "nofile=512:1024"], &["sleep", "30"]);
-    let out = rt.mc(&["container", "exec", "limited", "sh", "-c", "ulimit -n; ulimit -Hn"]);
+    let id = rt.detach(
+        "limited",
+        &["--ulimit", "nofile=512:1024"],
+        &["sleep", "30"],
+    );
+    let out = rt.mc(&[
+        "container",
+        "exec",
+        "limited",
+        "sh",
+        "-c",
+        "ulimit -n; ulimit -Hn",
+    ]);
     assert_eq!(stdout_of(&out), "512\n1024\n");
     let ul = &rt.inspect("limited")["HostConfig"]["Ulimits"];
     assert_eq!(
@@ -886,7 +900,10 @@ fn bad_ulimits_and_sysctls_are_one_line_and_leave_nothing() {
     stdout_of(&rt.run(&[], &["true"]));
     let cases: &[(&[&str], &str)] = &[
         (&["--ulimit", "nofile=2048:1024"], "2048 > 1024"),
-        (&["--ulimit", "nofiles=1"], "invalid ulimit type \"nofiles\""),
+        (
+            &["--ulimit", "nofiles=1"],
+            "invalid ulimit type \"nofiles\"",
+        ),
         (&["--ulimit", "nofile"], "NAME=SOFT[:HARD]"),
         (&["--ulimit", "nofile=many"], "is not a number"),
         (
@@ -918,8 +935,15 @@ fn bad_ulimits_and_sysctls_are_one_line_and_leave_nothing() {
             let out = rt.mc(&args);
             let err = text(&out.stderr);
             assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
-            assert!(err.contains(needle), "{args:?}: expected {needle:?} in {err:?}");
-            assert_eq!(err.trim_end().lines().count(), 1, "{args:?}: one line: {err}");
+            assert!(
+                err.contains(needle),
+                "{args:?}: expected {needle:?} in {err:?}"
+            );
+            assert_eq!(
+                err.trim_end().lines().count(),
+                1,
+                "{args:?}: one line: {err}"
+            );
             assert!(rt.ids().is_empty(), "{args:?} left a container");
         }
     }
@@ -948,7 +972,12 @@ fn detached_monitor_survives_a_closed_stderr() {
         mc_e2e::registry()
     );
     let out = Command::new("sh").args(["-c", &script]).output().unwrap();
-    assert_eq!(text(&out.stdout).lines().count(), 3, "{}", text(&out.stdout));
+    assert_eq!(
+        text(&out.stdout).lines().count(),
+        3,
+        "{}",
+        text(&out.stdout)
+    );
     let ids = rt.ids();
     assert_eq!(ids.len(), 1, "one container was created");
     let id = ids[0].clone();
@@ -966,9 +995,11 @@ fn detached_monitor_survives_a_closed_stderr() {
     );
     stdout_of(&rt.mc(&["container", "rm", "-f", "mcpipe"]));
     assert_gone(&rt, &id);
-    wait_for("the monitor to end with its container", Duration::from_secs(5), || {
-        !alive(monitor)
-    });
+    wait_for(
+        "the monitor to end with its container",
+        Duration::from_secs(5),
+        || !alive(monitor),
+    );
 }
 
 #[test]
@@ -980,7 +1011,9 @@ fn orphans_of_a_dead_monitor_are_killed_on_removal() {
     let monitor = st["monitor_pid"].as_i64().unwrap();
     assert!(alive(monitor));
     unsafe { libc::kill(monitor as i32, libc::SIGKILL) };
-    wait_for("the monitor to die", Duration::from_secs(5), || !alive(monitor));
+    wait_for("the monitor to die", Duration::from_secs(5), || {
+        !alive(monitor)
+    });
     assert!(!mc_e2e::runtime::processes_of(&id).is_empty());
     stdout_of(&rt.mc(&["container", "rm", "-f", "orphan1"]));
     assert_gone(&rt, &id);
@@ -993,7 +1026,9 @@ fn orphans_of_a_dead_monitor_are_killed_on_removal() {
         let mut st = state_of(&rt, &id);
         let monitor = st["monitor_pid"].as_i64().unwrap();
         unsafe { libc::kill(monitor as i32, libc::SIGKILL) };
-        wait_for("the monitor to die", Duration::from_secs(5), || !alive(monitor));
+        wait_for("the monitor to die", Duration::from_secs(5), || {
+            !alive(monitor)
+        });
         st["status"] = "exited".into();
         st["pid"] = 0.into();
         std::fs::write(

@@ -43,7 +43,11 @@ fn resource(name: &str) -> Option<libc::__rlimit_resource_t> {
 }
 
 fn valid_names() -> String {
-    RLIMITS.iter().map(|(n, _)| *n).collect::<Vec<_>>().join(", ")
+    RLIMITS
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// One limit value: a number, or `-1` / `unlimited` for no limit.
@@ -81,8 +85,8 @@ pub fn parse_ulimit(s: &str) -> Result<Rlimit, Error> {
         [soft, hard] => (parse_value(s, soft)?, parse_value(s, hard)?),
         _ => {
             return Err(Error::Invalid(format!(
-                "too many limit value arguments in ulimit {s:?}: can only have up to two, soft[:hard]"
-            )))
+            "too many limit value arguments in ulimit {s:?}: can only have up to two, soft[:hard]"
+        )))
         }
     };
     let r = Rlimit {
@@ -204,15 +208,19 @@ fn current(name: &str) -> Option<(u64, u64)> {
     if unsafe { libc::getrlimit(res, &mut cur) } != 0 {
         return None;
     }
-    Some((cur.rlim_cur as u64, cur.rlim_max as u64))
+    Some((cur.rlim_cur, cur.rlim_max))
 }
 
 /// Without CAP_SYS_RESOURCE a hard limit cannot be raised: lower each hard
 /// limit to ours (and the soft one with it) instead of failing, and say so.
 /// Returns the limits to apply and one warning per clamped limit.
 pub fn clamp_to_host(rlimits: &[Rlimit]) -> (Vec<Rlimit>, Vec<String>) {
-    let may_raise = caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE)
-        .unwrap_or(false);
+    let may_raise = caps::has_cap(
+        None,
+        caps::CapSet::Effective,
+        caps::Capability::CAP_SYS_RESOURCE,
+    )
+    .unwrap_or(false);
     let mut out = Vec::new();
     let mut warnings = Vec::new();
     for r in rlimits {
@@ -246,8 +254,8 @@ pub fn apply_rlimits(rlimits: &[Rlimit]) -> Result<(), Error> {
             ))
         })?;
         let lim = libc::rlimit {
-            rlim_cur: r.soft as libc::rlim_t,
-            rlim_max: r.hard as libc::rlim_t,
+            rlim_cur: r.soft,
+            rlim_max: r.hard,
         };
         crate::explain!(
             "rlimit",
@@ -275,7 +283,11 @@ pub fn apply_rlimits(rlimits: &[Rlimit]) -> Result<(), Error> {
 pub fn write_sysctls(proc_sys: &Path, sysctls: &BTreeMap<String, String>) -> Result<(), Error> {
     for (key, value) in sysctls {
         let path = proc_sys.join(key.replace('.', "/"));
-        crate::explain!("sysctl", "write {value:?} to /proc/sys/{}", key.replace('.', "/"));
+        crate::explain!(
+            "sysctl",
+            "write {value:?} to /proc/sys/{}",
+            key.replace('.', "/")
+        );
         if let Err(e) = std::fs::write(&path, value) {
             let msg = format!("cannot set sysctl {key}={value}: {e}");
             return Err(match e.raw_os_error() {
@@ -374,8 +386,12 @@ mod tests {
     fn clamp_lowers_only_what_is_too_high() {
         let (_, host_hard) = current("nofile").unwrap();
         if host_hard == u64::MAX
-            || caps::has_cap(None, caps::CapSet::Effective, caps::Capability::CAP_SYS_RESOURCE)
-                .unwrap_or(false)
+            || caps::has_cap(
+                None,
+                caps::CapSet::Effective,
+                caps::Capability::CAP_SYS_RESOURCE,
+            )
+            .unwrap_or(false)
         {
             return; // nothing to clamp against on this host
         }
@@ -395,6 +411,10 @@ mod tests {
         assert_eq!((got[0].soft, got[0].hard), (host_hard, host_hard));
         assert_eq!((got[1].soft, got[1].hard), (1, 2));
         assert_eq!(warnings.len(), 1);
-        assert!(warnings[0].contains("is above this host's"), "{}", warnings[0]);
+        assert!(
+            warnings[0].contains("is above this host's"),
+            "{}",
+            warnings[0]
+        );
     }
 }

@@ -92,10 +92,7 @@ mod tests {
 
     #[test]
     fn lines_keep_the_area_and_stay_one_line() {
-        assert_eq!(
-            line("explain::cgroup", "mkdir /x"),
-            "Ecgroup\tmkdir /x\n"
-        );
+        assert_eq!(line("explain::cgroup", "mkdir /x"), "Ecgroup\tmkdir /x\n");
         assert_eq!(line("explain", "a\tb\nc"), "Eruntime\ta b c\n");
     }
 

@@ -249,7 +249,10 @@ impl Cgroup {
             if std::time::Instant::now() >= deadline {
                 return Err(Error::Other(anyhow::anyhow!(
                     "processes {pids:?} in cgroup {} are still there {}s after SIGKILL",
-                    self.dirs.first().map(|d| d.display().to_string()).unwrap_or_default(),
+                    self.dirs
+                        .first()
+                        .map(|d| d.display().to_string())
+                        .unwrap_or_default(),
                     timeout.as_secs()
                 )));
             }
