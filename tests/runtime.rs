@@ -1049,3 +1049,44 @@ fn orphans_of_a_dead_monitor_are_killed_on_removal() {
         assert_gone(&rt, &id);
     }
 }
+
+/// A network under the test's root, removed when dropped.
+struct TestNetwork<'a> {
+    rt: &'a Rt,
+    name: &'static str,
+}
+
+impl Drop for TestNetwork<'_> {
+    fn drop(&mut self) {
+        let _ = self.rt.mc(&["network", "rm", self.name]);
+    }
+}
+
+#[test]
+fn sysctls_on_a_named_network_see_its_interface() {
+    let rt = Rt::new();
+    stdout_of(&rt.run(&[], &["true"]));
+    stdout_of(&rt.mc(&["network", "create", "mcrlnet"]));
+    let _net = TestNetwork {
+        rt: &rt,
+        name: "mcrlnet",
+    };
+    // eth0 exists when the sysctls are written; a user value replaces
+    // Docker's default for ip_unprivileged_port_start.
+    let out = rt.run(
+        &[
+            "--network",
+            "mcrlnet",
+            "--sysctl",
+            "net.ipv4.conf.eth0.rp_filter=2",
+            "--sysctl",
+            "net.ipv4.ip_unprivileged_port_start=80",
+        ],
+        &[
+            "cat",
+            "/proc/sys/net/ipv4/conf/eth0/rp_filter",
+            "/proc/sys/net/ipv4/ip_unprivileged_port_start",
+        ],
+    );
+    assert_eq!(stdout_of(&out), "2\n80\n");
+}
