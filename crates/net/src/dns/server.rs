@@ -25,12 +25,23 @@ type Shared = Arc<RwLock<Arc<Records>>>;
 /// the TCP accept task.
 struct Listener {
     stop: Arc<AtomicBool>,
+    /// The UDP socket, to wake the thread blocked on it when closing.
+    udp: std::net::UdpSocket,
     tcp: JoinHandle<()>,
 }
 
 impl Listener {
+    /// Release the address now, not at the thread's next read timeout:
+    /// the same gateway may come back at once on a network of another root
+    /// (its subnet is free again), whose server must be able to bind it.
     fn close(&self) {
+        use std::os::fd::AsRawFd as _;
         self.stop.store(true, Ordering::Relaxed);
+        // On an unconnected UDP socket this reports ENOTCONN but still
+        // wakes the blocked recvfrom (Linux), so the thread exits and drops
+        // the socket.
+        // SAFETY: plain syscall on a socket we own.
+        unsafe { libc::shutdown(self.udp.as_raw_fd(), libc::SHUT_RDWR) };
         self.tcp.abort();
     }
 }
@@ -189,11 +200,12 @@ async fn reload(
 
 async fn bind(gw: Ipv4Addr, shared: Shared) -> std::io::Result<Listener> {
     let addr = SocketAddr::new(IpAddr::V4(gw), 53);
-    let udp = std::net::UdpSocket::bind(addr)?;
+    let udp = bind_udp(addr).await?;
     udp.set_read_timeout(Some(Duration::from_millis(500)))?;
     let tcp = TcpListener::bind(addr).await?;
     tracing::info!("dns: listening on {addr} (udp, tcp)");
     let stop = Arc::new(AtomicBool::new(false));
+    let udp_handle = udp.try_clone()?;
     let (stop2, shared2, rt) = (
         stop.clone(),
         shared.clone(),
@@ -204,8 +216,25 @@ async fn bind(gw: Ipv4Addr, shared: Shared) -> std::io::Result<Listener> {
         .spawn(move || udp_thread(udp, shared2, stop2, rt))?;
     Ok(Listener {
         stop,
+        udp: udp_handle,
         tcp: tokio::spawn(tcp_loop(tcp, shared)),
     })
+}
+
+/// Bind the gateway's UDP port, waiting a little while it is still in use:
+/// the server of a network that just went (another root's, same subnet)
+/// may not have closed its socket yet.
+async fn bind_udp(addr: SocketAddr) -> std::io::Result<std::net::UdpSocket> {
+    let mut tries = 0;
+    loop {
+        match std::net::UdpSocket::bind(addr) {
+            Err(e) if e.kind() == std::io::ErrorKind::AddrInUse && tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            r => return r,
+        }
+    }
 }
 
 /// UDP on a plain thread: a local answer is one recvfrom + one sendto with
