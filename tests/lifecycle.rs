@@ -449,3 +449,29 @@ fn image_volumes_survive_recreate_and_down_rmi_removes_images() {
     assert_eq!(images(&s), 0);
     s.teardown();
 }
+
+#[test]
+fn ulimits_and_sysctls_reach_the_container() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("limits", "mclclim");
+    s.ok(&["up", "-d"]);
+    wait_for("the limits line", Duration::from_secs(30), || {
+        s.ok(&["logs", "limited"]).contains("nofile")
+    });
+    let logs = s.ok(&["logs", "--no-log-prefix", "limited"]);
+    assert_eq!(logs.trim(), "nofile 1024 2048 nproc 900 somaxconn 1234");
+    // A sysctl that is not namespaced: one line naming the service, nothing started.
+    let mut c = s.command(&["up", "-d", "hostwide"]);
+    c.env("COMPOSE_PROFILES", "bad");
+    let o = c.output().unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("service hostwide") && err.contains("vm.swappiness"),
+        "{err}"
+    );
+    assert_eq!(s.ps().len(), 1);
+    s.teardown();
+}

@@ -275,6 +275,12 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
         nano_cpus: cpus.map(|c| (c * 1e9).round() as u64),
         pids_limit: pids,
     };
+    let rlimits = ulimits(svc, s)?;
+    let mut sysctls = BTreeMap::new();
+    for (k, v) in &s.sysctls {
+        mc_runtime::validate_sysctl(k, &network).map_err(|e| invalid(svc, e.to_string()))?;
+        sysctls.insert(k.clone(), v.clone());
+    }
     let stop_signal = match s.stop_signal.as_deref().or(cfg.stop_signal().as_deref()) {
         Some(sig) => {
             mc_runtime::spec::parse_signal(sig).map_err(|e| invalid(svc, e.to_string()))?
@@ -342,8 +348,8 @@ pub fn build(paths: &Paths, input: &Input<'_>) -> Result<Built, Error> {
         auto_remove: input.auto_remove,
         created: mc_runtime::state::now_rfc3339(),
         labels,
-        rlimits: Vec::new(),
-        sysctls: Default::default(),
+        rlimits,
+        sysctls,
     };
 
     let restart = match (
@@ -478,6 +484,27 @@ pub fn healthcheck(svc: &str, s: &Service) -> Result<Option<HealthConfig>, Error
     }))
 }
 
+/// `ulimits:` as runtime rlimits (`-1` is unlimited, as in Docker). The
+/// runtime clamps a hard limit above the host's and warns.
+fn ulimits(svc: &str, s: &Service) -> Result<Vec<mc_runtime::Rlimit>, Error> {
+    let value = |n: i64| if n < 0 { u64::MAX } else { n as u64 };
+    let mut out = Vec::new();
+    for (name, u) in &s.ulimits {
+        let (soft, hard) = match u {
+            mc_compose::Ulimit::Single(n) => (value(*n), value(*n)),
+            mc_compose::Ulimit::SoftHard { soft, hard } => (value(*soft), value(*hard)),
+        };
+        let r = mc_runtime::Rlimit {
+            name: name.clone(),
+            soft,
+            hard,
+        };
+        mc_runtime::limits::validate_rlimit(&r).map_err(|e| invalid(svc, e.to_string()))?;
+        out.push(r);
+    }
+    Ok(out)
+}
+
 /// Keys of a service that the engine does not act on: one warning each.
 pub fn unsupported(svc: &str, s: &Service) -> Vec<String> {
     let mut keys: Vec<&str> = Vec::new();
@@ -486,8 +513,6 @@ pub fn unsupported(svc: &str, s: &Service) -> Vec<String> {
             keys.push(k);
         }
     };
-    add(!s.ulimits.is_empty(), "ulimits");
-    add(!s.sysctls.is_empty(), "sysctls");
     add(!s.devices.is_empty(), "devices");
     add(!s.group_add.is_empty(), "group_add");
     add(s.ipc.is_some(), "ipc");
