@@ -53,6 +53,8 @@ cp -r tests/fixtures/hitcounter/. "$work/hit/"
   done
 } > "$work/many/docker-compose.yml"
 export WEB_PORT=18931
+# The hit-counter fixture bind-mounts the seed's own app (see tests/common/lifecycle.rs).
+export SEED_APP=$here/examples/hit-counter/app
 
 now_ms() { date +%s%3N; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

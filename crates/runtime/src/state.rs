@@ -89,6 +89,15 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
 }
 
 impl State {
+    /// The process is gone but its monitor still lives: it is reaping it
+    /// and about to record the real exit code. (Its monitor started before
+    /// it; a pid reused since would be younger.)
+    fn monitor_recording_exit(&self) -> bool {
+        self.monitor_pid > 0
+            && self.monitor_pid != std::process::id() as i32
+            && proc_start_time(self.monitor_pid).is_some_and(|t| t <= self.pid_start)
+    }
+
     /// Whether the recorded process still exists (and is the same process).
     pub fn is_running(&self) -> bool {
         self.status == Status::Running
@@ -142,7 +151,7 @@ impl Record {
     /// recording it (monitor killed, host reboot).
     pub fn live_state(&self) -> State {
         let mut s = self.state.clone();
-        if s.status == Status::Running && !s.is_running() {
+        if s.status == Status::Running && !s.is_running() && !s.monitor_recording_exit() {
             s.status = Status::Exited;
             s.pid = 0;
             if s.finished_at.is_empty() {
