@@ -9,6 +9,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use mc_e2e::{describe as text, mc_ok as ok, stderr_text as stderr};
+
 fn skip() -> bool {
     if !mc_e2e::is_root() {
         eprintln!("skipping: needs root");
@@ -45,32 +47,13 @@ fn context(name: &str) -> tempfile::TempDir {
     d
 }
 
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(root: &Path, args: &[&str]) -> Output {
-    let o = mc_e2e::mc(root, args);
-    assert!(o.status.success(), "minicompose {args:?}: {}", text(&o));
-    o
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
 fn inspect(root: &Path, image: &str) -> serde_json::Value {
     let o = ok(root, &["image", "inspect", image]);
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     v[0].clone()
 }
 
-/// Run a shell command in the image (its entrypoint is `sh -c`).
+/// Run `script` as the CMD of `image` (its entrypoint is `sh -c`); stdout.
 fn sh(root: &Path, image: &str, script: &str) -> String {
     let o = ok(root, &["container", "run", "--rm", image, script]);
     String::from_utf8_lossy(&o.stdout).into_owned()

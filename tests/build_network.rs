@@ -16,31 +16,14 @@ use std::time::Duration;
 
 use mc_e2e::network::{links_with_prefix, nft_table, Linked};
 
+use mc_e2e::{describe as text, mc_ok as ok, sh_in as sh, stderr_text as stderr};
+
 fn skip() -> bool {
     if !mc_e2e::is_root() {
         eprintln!("skipping: needs root");
         return true;
     }
     false
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {}\nstdout: {}\nstderr: {}",
-        o.status,
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-fn ok(root: &Path, args: &[&str]) -> Output {
-    let o = mc_e2e::mc(root, args);
-    assert!(o.status.success(), "minicompose {args:?}: {}", text(&o));
-    o
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A build context holding only `dockerfile`.
@@ -59,14 +42,6 @@ fn build(root: &Path, args: &[&str], ctx: &Path) -> Output {
     all.extend_from_slice(args);
     all.push(ctx.to_str().unwrap());
     mc_e2e::mc(root, &all)
-}
-
-fn sh(root: &Path, image: &str, script: &str) -> String {
-    let o = ok(
-        root,
-        &["container", "run", "--rm", image, "sh", "-c", script],
-    );
-    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 /// What the build's explain output says about its network.

@@ -56,6 +56,36 @@ pub fn temp_root() -> tempfile::TempDir {
 }
 
 /// Run the binary with `args`, `--root root`, and the test registry as mirror.
+/// A command's status and both streams, for assertion messages.
+pub fn describe(o: &Output) -> String {
+    format!(
+        "status {}\nstdout: {}\nstderr: {}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// [`mc`] that must succeed.
+pub fn mc_ok(root: &std::path::Path, args: &[&str]) -> Output {
+    let o = mc(root, args);
+    assert!(o.status.success(), "minicompose {args:?}: {}", describe(&o));
+    o
+}
+
+pub fn stderr_text(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// `container run --rm IMAGE sh -c SCRIPT`; its stdout.
+pub fn sh_in(root: &std::path::Path, image: &str, script: &str) -> String {
+    let o = mc_ok(
+        root,
+        &["container", "run", "--rm", image, "sh", "-c", script],
+    );
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
 pub fn mc(root: &std::path::Path, args: &[&str]) -> Output {
     Command::new(bin())
         .arg("--root")
