@@ -44,8 +44,13 @@ cleanup() {
 trap cleanup EXIT
 
 # The two stacks.
-mkdir -p "$work/hit" "$work/many"
+mkdir -p "$work/hit" "$work/hitinit" "$work/many"
 cp -r tests/fixtures/hitcounter/. "$work/hit/"
+# The same stack with `init: true`: the Flask app as PID 1 ignores SIGTERM,
+# so `down` of "hit" is its 10 s grace period for every tool; with an init
+# it stops at once and `down` measures the tool itself.
+cp -r tests/fixtures/hitcounter/. "$work/hitinit/"
+sed -i 's/^  \(web\|redis\):$/&\n    init: true/' "$work/hitinit/docker-compose.yml"
 {
   echo "services:"
   for i in $(seq -w 1 20); do
@@ -81,7 +86,7 @@ bench() {
 results=()
 mcroot="$work/mcroot"
 mc() { "$MINICOMPOSE_BIN" --root "$mcroot" --registry-mirror "http://$MC_TEST_REGISTRY" "$@"; }
-for s in hit many; do
+for s in hit hitinit many; do
   (cd "$work/$s" && mc -p "mcb$s" pull >/dev/null 2>&1) || { echo "bench-compose: minicompose pull failed in $work/$s" >&2; exit 1; }
   results+=("$(bench "minicompose:$s" "$work/$s" "$MINICOMPOSE_BIN" --root "$mcroot" -p "mcb$s" up -d -- "$MINICOMPOSE_BIN" --root "$mcroot" -p "mcb$s" down)")
 done
@@ -114,12 +119,12 @@ if [ "$docker" = 1 ]; then
     for _ in $(seq 100); do docker info >/dev/null 2>&1 && break; sleep 0.2; done
   fi
   if [ ${#compose_cmd[@]} -gt 0 ] && docker info >/dev/null 2>&1; then
-    for s in hit many; do
+    for s in hit hitinit many; do
       (cd "$work/$s" && "${compose_cmd[@]}" -p "mcd$s" pull >/dev/null 2>&1) || true
       results+=("$(bench "${compose_cmd[*]// /-}:$s" "$work/$s" "${compose_cmd[@]}" -p "mcd$s" up -d -- "${compose_cmd[@]}" -p "mcd$s" down || echo "docker-compose:$s - -")")
     done
   else
-    results+=("docker-compose:hit - -" "docker-compose:many - -")
+    results+=("docker-compose:hit - -" "docker-compose:hitinit - -" "docker-compose:many - -")
     echo "bench-compose: docker compose not available (use --install)" >&2
   fi
 fi
@@ -128,18 +133,18 @@ if [ "$podman" = 1 ]; then
     export CONTAINERS_REGISTRIES_CONF="$work/registries.conf"
     printf '[[registry]]\nprefix = "docker.io"\nlocation = "docker.io"\n[[registry.mirror]]\nlocation = "%s"\ninsecure = true\n' \
       "$MC_TEST_REGISTRY" > "$CONTAINERS_REGISTRIES_CONF"
-    for s in hit many; do
+    for s in hit hitinit many; do
       (cd "$work/$s" && podman-compose -p "mcp$s" pull >/dev/null 2>&1) || true
       results+=("$(bench "podman-compose:$s" "$work/$s" podman-compose -p "mcp$s" up -d -- podman-compose -p "mcp$s" down || echo "podman-compose:$s - -")")
     done
   else
-    results+=("podman-compose:hit - -" "podman-compose:many - -")
+    results+=("podman-compose:hit - -" "podman-compose:hitinit - -" "podman-compose:many - -")
     echo "bench-compose: podman-compose not available (use --install)" >&2
   fi
 fi
 
 echo
-echo "warm up -d / down, median of $runs runs (ms); hit = 2 services, many = 20 busybox services"
+echo "warm up -d / down, median of $runs runs (ms); hit = 2 services, hitinit = the same with init: true, many = 20 busybox services"
 printf '%-24s %10s %10s\n' "tool:stack" "up -d" "down"
 for r in "${results[@]}"; do
   # shellcheck disable=SC2086

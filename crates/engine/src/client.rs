@@ -118,7 +118,7 @@ impl Engine {
                     "the supervisor of {project} did not answer within 5s"
                 )));
             }
-            std::thread::sleep(Duration::from_millis(5));
+            std::thread::sleep(Duration::from_millis(1));
         }
     }
 

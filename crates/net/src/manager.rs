@@ -255,6 +255,12 @@ impl Networks {
             let _ = self.rebuild();
             return Err(e);
         }
+        if let Some(l) = &self.dns {
+            // Best effort: the first attach starts it anyway.
+            if let Err(e) = dns::prestart(&self.store, l) {
+                tracing::warn!("starting the DNS server early: {e}");
+            }
+        }
         Ok(net)
     }
 

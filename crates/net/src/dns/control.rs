@@ -40,8 +40,25 @@ fn ask_reload(store: &Store) -> std::io::Result<()> {
     }
 }
 
+/// Whether a server holds the root's DNS lock (runs, maybe still starting).
+fn server_running(store: &Store) -> Result<bool, Error> {
+    Ok(crate::lock::NetLock::try_acquire(&dns_lock(store))?.is_none())
+}
+
+/// Start the server in the background when none runs, without waiting:
+/// called when a network is created, so the server is up by the time the
+/// first container attaches (its start is then off the critical path). A
+/// server nobody attaches to exits after its start-up grace.
+pub fn prestart(store: &Store, launcher: &DnsLauncher) -> Result<(), Error> {
+    if server_running(store)? {
+        return Ok(());
+    }
+    spawn(store, launcher)
+}
+
 /// Tell a running server to reload. When none runs and `start` is given,
-/// start one and wait until it serves. Call with the root's lock held.
+/// start one; either way wait until it serves (a server may be starting).
+/// Call with the root's lock held.
 pub fn notify(store: &Store, start: Option<&DnsLauncher>) -> Result<(), Error> {
     if ask_reload(store).is_ok() {
         tracing::info!(target: "explain::dns", "reloaded the DNS server ({})", store.dns_socket().display());
@@ -50,20 +67,32 @@ pub fn notify(store: &Store, start: Option<&DnsLauncher>) -> Result<(), Error> {
     let Some(launcher) = start else {
         return Ok(());
     };
-    // The server holds dns.lock for its whole life: if it is taken, a
-    // server runs but did not answer; starting another would not help.
-    match crate::lock::NetLock::try_acquire(&dns_lock(store))? {
-        Some(free) => drop(free),
-        None => {
+    if !server_running(store)? {
+        spawn(store, launcher)?;
+    }
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        if ask_reload(store).is_ok() {
+            tracing::info!(target: "explain::dns", "the DNS server answers ({})", store.dns_socket().display());
+            return Ok(());
+        }
+        if Instant::now() > deadline {
             return Err(anyhow::anyhow!(
                 "the DNS server of {} does not answer on {}; see {}",
                 store.root().display(),
                 store.dns_socket().display(),
                 store.dns_log().display()
             )
-            .into())
+            .into());
         }
+        std::thread::sleep(Duration::from_millis(2));
     }
+}
+
+/// Start a server process (it takes dns.lock and binds the socket itself).
+fn spawn(store: &Store, launcher: &DnsLauncher) -> Result<(), Error> {
+    std::fs::create_dir_all(store.run_dir())
+        .with_context(|| format!("creating {}", store.run_dir().display()))?;
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -96,18 +125,5 @@ pub fn notify(store: &Store, start: Option<&DnsLauncher>) -> Result<(), Error> {
         )
         .into());
     }
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        if ask_reload(store).is_ok() {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(anyhow::anyhow!(
-                "the DNS server did not come up within 5s; see {}",
-                store.dns_log().display()
-            )
-            .into());
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    Ok(())
 }

@@ -12,5 +12,5 @@ mod message;
 pub mod records;
 mod server;
 
-pub use control::{notify, DnsLauncher};
+pub use control::{notify, prestart, DnsLauncher};
 pub use server::serve;

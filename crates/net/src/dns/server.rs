@@ -85,6 +85,7 @@ async fn run(store: Store) -> Result<(), Error> {
     let mut listeners: HashMap<Ipv4Addr, Listener> = HashMap::new();
     let mut proxies = crate::proxy::Proxies::default();
     let mut tick = tokio::time::interval(Duration::from_secs(2));
+    let started = std::time::Instant::now();
     tracing::info!(
         "dns server for {} started (pid {})",
         store.root().display(),
@@ -105,8 +106,10 @@ async fn run(store: Store) -> Result<(), Error> {
                 sync_proxies(&store, &mut proxies).await;
             }
         }
+        // Started early for a new network (see control::prestart): give the
+        // first container a moment to attach before calling ourselves idle.
         if current(&shared).endpoint_count() == 0 {
-            exit_if_idle(&store).await;
+            exit_if_idle(&store, started.elapsed() < START_GRACE).await;
         }
     }
 }
@@ -141,7 +144,11 @@ async fn serve_control(conn: UnixStream, answer: &str) -> std::io::Result<()> {
 /// live endpoint is left. The socket goes first, so the next attach starts
 /// a fresh server. Never waits for the lock: its holder may be waiting for
 /// our answer on the control socket; we will be asked to reload anyway.
-async fn exit_if_idle(store: &Store) {
+/// How long a server without endpoints waits for its first one, while the
+/// root still has networks.
+const START_GRACE: Duration = Duration::from_secs(5);
+
+async fn exit_if_idle(store: &Store, in_grace: bool) {
     let store = store.clone();
     let _ = tokio::task::spawn_blocking(move || {
         // The root is gone altogether (a test's temporary root): nothing to
@@ -152,7 +159,8 @@ async fn exit_if_idle(store: &Store) {
         let Ok(Some(_lock)) = NetLock::try_acquire(&store.lock_path()) else {
             return;
         };
-        if load(&store).is_ok_and(|r| r.endpoint_count() == 0) {
+        let no_networks = store.networks().is_ok_and(|n| n.is_empty());
+        if (no_networks || !in_grace) && load(&store).is_ok_and(|r| r.endpoint_count() == 0) {
             let _ = std::fs::remove_file(store.dns_socket());
             tracing::info!("dns server: no endpoints left, exiting");
             std::process::exit(0);
