@@ -21,7 +21,7 @@ fn skip() -> bool {
 
 /// A root with its networks; everything it made is removed on drop.
 struct Env {
-    _root: tempfile::TempDir,
+    _root: mc_e2e::TestRoot,
     nets: Networks,
 }
 

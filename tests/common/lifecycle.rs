@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 /// A compose project under test.
 pub struct Stack {
-    pub root: tempfile::TempDir,
+    pub root: crate::TestRoot,
     pub dir: tempfile::TempDir,
     pub name: String,
     pub port: u16,

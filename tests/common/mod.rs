@@ -48,14 +48,56 @@ pub fn is_root() -> bool {
 
 /// A throwaway `--root` for one test; removed (with a best-effort unmount
 /// sweep done by the test itself) when dropped.
-pub fn temp_root() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("mc-test-root-")
-        .tempdir()
-        .expect("create temp root")
+pub fn temp_root() -> TestRoot {
+    TestRoot {
+        dir: tempfile::Builder::new()
+            .prefix("mc-test-root-")
+            .tempdir()
+            .expect("create temp root"),
+    }
 }
 
-/// Run the binary with `args`, `--root root`, and the test registry as mirror.
+/// A test's `--root`. Dropping it, also when the test panicked half-way,
+/// force-removes the containers and networks still in it before deleting
+/// the directory, so a failed test leaves no process, bridge or rule.
+pub struct TestRoot {
+    dir: tempfile::TempDir,
+}
+
+impl TestRoot {
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for TestRoot {
+    fn drop(&mut self) {
+        let list = |args: &[&str]| -> Vec<String> {
+            Command::new(bin())
+                .arg("--root")
+                .arg(self.path())
+                .args(args)
+                .output()
+                .map(|o| {
+                    String::from_utf8_lossy(&o.stdout)
+                        .split_whitespace()
+                        .map(str::to_string)
+                        .collect()
+                })
+                .unwrap_or_default()
+        };
+        let containers = list(&["container", "ls", "-a", "-q"]);
+        if !containers.is_empty() {
+            let mut args = vec!["container", "rm", "-f"];
+            args.extend(containers.iter().map(String::as_str));
+            list(&args);
+        }
+        for net in list(&["network", "ls", "-q"]) {
+            list(&["network", "rm", &net]);
+        }
+    }
+}
+
 /// A command's status and both streams, for assertion messages.
 pub fn describe(o: &Output) -> String {
     format!(
@@ -86,6 +128,7 @@ pub fn sh_in(root: &std::path::Path, image: &str, script: &str) -> String {
     String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
+/// Run the binary with `args`, `--root root`, and the test registry as mirror.
 pub fn mc(root: &std::path::Path, args: &[&str]) -> Output {
     Command::new(bin())
         .arg("--root")

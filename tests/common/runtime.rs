@@ -7,7 +7,7 @@ use std::process::{Command, Output, Stdio};
 
 /// One test's `--root`, pre-seeded with busybox in the VM lane.
 pub struct Rt {
-    pub root: tempfile::TempDir,
+    pub root: crate::TestRoot,
 }
 
 impl Default for Rt {

@@ -35,7 +35,7 @@ pub fn prepulled_root() -> Option<PathBuf> {
 /// new root already holds its images (hard links where the filesystem allows,
 /// so it is fast and pulls nothing); otherwise it is empty, like
 /// [`crate::temp_root`], and the test pulls from `MC_TEST_REGISTRY` as usual.
-pub fn seeded_root() -> tempfile::TempDir {
+pub fn seeded_root() -> crate::TestRoot {
     let dir = crate::temp_root();
     if let Some(src) = prepulled_root() {
         copy_tree(&src, dir.path());

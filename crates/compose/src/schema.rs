@@ -191,7 +191,8 @@ fn describe(doc: &Node, e: &ValidationError<'_>) -> String {
         ValidationErrorKind::Pattern { pattern } => {
             format!(
                 "{}: {path}: {} does not match {pattern}",
-                node.mark, e.instance()
+                node.mark,
+                e.instance()
             )
         }
         ValidationErrorKind::Minimum { limit } => {

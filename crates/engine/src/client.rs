@@ -152,7 +152,7 @@ impl Engine {
         if let Some(pid) = pid {
             let deadline = Instant::now() + Duration::from_secs(2);
             while mc_runtime::state::proc_start_time(pid).is_some() && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(1));
             }
             if self.supervisor_pid(project) == Some(pid) {
                 // SAFETY: verified against its start time.

@@ -1071,7 +1071,7 @@ impl Engine {
                     true
                 });
                 if !pending.is_empty() {
-                    sleep_ms(10);
+                    sleep_ms(2);
                 }
             }
         }

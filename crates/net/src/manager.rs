@@ -111,12 +111,30 @@ impl Networks {
         self.store.networks()
     }
 
+    /// A network by name, or by a unique prefix of its id (as docker).
     pub fn get(&self, name: &str) -> Result<Network, Error> {
-        self.store.load_network(name)?.ok_or_else(|| {
-            Error::Invalid(format!(
+        if let Some(n) = self.store.load_network(name)? {
+            return Ok(n);
+        }
+        let hex = !name.is_empty() && name.bytes().all(|b| b.is_ascii_hexdigit());
+        let mut by_id: Vec<Network> = if hex {
+            self.store
+                .networks()?
+                .into_iter()
+                .filter(|n| n.id.starts_with(name))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        match by_id.len() {
+            1 => Ok(by_id.remove(0)),
+            0 => Err(Error::Invalid(format!(
                 "network {name} not found: see `minicompose network ls`"
-            ))
-        })
+            ))),
+            _ => Err(Error::Invalid(format!(
+                "network id prefix {name} is ambiguous: give more of it or the name"
+            ))),
+        }
     }
 
     /// Live endpoints (all networks).
@@ -323,6 +341,7 @@ impl Networks {
     pub fn remove(&self, name: &str) -> Result<(), Error> {
         let _lock = self.lock()?;
         let net = self.get(name)?;
+        let name = net.name.as_str();
         let live = self.rebuild()?;
         let users: Vec<&str> = live
             .iter()
@@ -335,9 +354,24 @@ impl Networks {
                 users.join(", ")
             )));
         }
-        Netlink::host().and_then(|nl| nl.delete_link(&net.bridge))?;
+        // Deleting a bridge waits out RCU grace periods in the kernel (~35 ms
+        // here), as does the nft commit that drops its chains: run the two
+        // side by side. The thread is joined before we return.
+        let bridge = net.bridge.clone();
+        let deleting =
+            std::thread::spawn(move || Netlink::host().and_then(|nl| nl.delete_link(&bridge)));
         self.store.delete_network(name)?;
-        self.rebuild()?;
+        let synced = self.rebuild();
+        let deleted = deleting
+            .join()
+            .unwrap_or_else(|_| Err(anyhow::anyhow!("deleting {} panicked", net.bridge).into()));
+        if let Err(e) = deleted {
+            // Keep the network known, so `network rm` can be retried.
+            self.store.save_network(&net)?;
+            let _ = self.rebuild();
+            return Err(e);
+        }
+        synced?;
         dns::notify(&self.store, None)?;
         Ok(())
     }
