@@ -797,6 +797,21 @@ fn command_starts_with_a_clean_signal_state() {
 }
 
 /// This process's hard limit on open files (the CLI inherits it).
+/// Whether this process may raise hard rlimits (CAP_SYS_RESOURCE, bit 24).
+fn has_cap_sys_resource() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            let hex = s
+                .lines()
+                .find_map(|l| l.strip_prefix("CapEff:"))?
+                .trim()
+                .to_string();
+            u64::from_str_radix(&hex, 16).ok()
+        })
+        .is_some_and(|caps| caps & (1 << 24) != 0)
+}
+
 fn host_nofile_hard() -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -822,10 +837,18 @@ fn ulimits_are_applied_and_clamped_to_the_host() {
     );
     assert_eq!(stdout_of(&out), "0\n0\n");
 
-    // Above our hard limit (no CAP_SYS_RESOURCE here): clamped with a
-    // warning, and the container still runs.
+    // Above our hard limit without CAP_SYS_RESOURCE (the build VM lacks
+    // it): clamped with a warning, and the container still runs. With it
+    // (the cgroup v2 lane's VM), the limit is simply raised.
     let hard = host_nofile_hard();
-    if hard != libc::RLIM_INFINITY {
+    if hard != libc::RLIM_INFINITY && has_cap_sys_resource() {
+        let want = format!("nofile={}:{}", hard + 1000, hard + 1000);
+        let out = rt.run(&["--ulimit", &want], &["sh", "-c", "ulimit -n; ulimit -Hn"]);
+        assert_eq!(
+            stdout_of(&out),
+            format!("{}\n{}\n", hard + 1000, hard + 1000)
+        );
+    } else if hard != libc::RLIM_INFINITY {
         let want = format!("nofile={}:{}", hard + 1000, hard + 1000);
         let out = rt.run(&["--ulimit", &want], &["sh", "-c", "ulimit -n; ulimit -Hn"]);
         assert_eq!(stdout_of(&out), format!("{hard}\n{hard}\n"));

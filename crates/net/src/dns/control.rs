@@ -5,6 +5,7 @@
 use std::ffi::OsString;
 use std::io::{BufRead as _, BufReader, Write as _};
 use std::os::unix::net::UnixStream;
+use std::os::unix::process::CommandExt as _;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -105,19 +106,29 @@ fn spawn(store: &Store, launcher: &DnsLauncher) -> Result<(), Error> {
         launcher.program.display(),
         launcher.args.iter().map(|a| a.to_string_lossy()).collect::<Vec<_>>().join(" ")
     );
-    // `setsid --fork` (util-linux) starts the server in a new session and
-    // exits at once: the server is orphaned (re-parented to init), so it
-    // never becomes our zombie nor shows up in a caller's waitpid(-1).
-    let mut cmd = Command::new("setsid");
-    cmd.arg("--fork")
-        .arg(&launcher.program)
-        .args(&launcher.args)
+    // Double fork: the child starts a new session and forks again, and
+    // only the grandchild execs the server. The child exits at once, so the
+    // server is orphaned (re-parented to init): never our zombie, never in
+    // a caller's waitpid(-1). (Not `setsid --fork`: busybox's setsid, as in
+    // minimal VMs, has no --fork.)
+    let mut cmd = Command::new(&launcher.program);
+    cmd.args(&launcher.args)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log2);
-    let status = cmd
-        .status()
-        .context("starting the DNS server (setsid --fork)")?;
+    // SAFETY: setsid, fork and _exit are async-signal-safe; nothing else runs
+    // between fork and exec.
+    unsafe {
+        cmd.pre_exec(|| {
+            libc::setsid();
+            match libc::fork() {
+                -1 => Err(std::io::Error::last_os_error()),
+                0 => Ok(()),
+                _ => libc::_exit(0),
+            }
+        });
+    }
+    let status = cmd.status().context("starting the DNS server")?;
     if !status.success() {
         return Err(anyhow::anyhow!(
             "starting the DNS server failed ({status}); see {}",
