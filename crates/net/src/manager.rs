@@ -244,20 +244,7 @@ impl Networks {
             // Host-wide: two roots must not pick the same free subnet.
             let _host = NetLock::acquire(Path::new(crate::lock::HOST_LOCK))?;
             let net = self.choose_and_save(req, &existing)?;
-            let made = (|| {
-                {
-                    let nl = Netlink::host()?;
-                    let mtu = netlink::default_route_mtu(&nl)?;
-                    netlink::ensure_bridge(
-                        &nl,
-                        &net.bridge,
-                        net.gateway,
-                        net.subnet.prefix_len(),
-                        mtu,
-                    )
-                }?;
-                sysctl::for_bridge(&net.bridge)
-            })();
+            let made = Netlink::host().and_then(|nl| bridge_up(&nl, &net));
             if let Err(e) = made {
                 let _ = self.store.delete_network(&net.name);
                 let _ = Netlink::host().and_then(|nl| nl.delete_link(&net.bridge));
@@ -455,14 +442,7 @@ impl Networks {
         let result = (|| {
             {
                 let nl = Netlink::host()?;
-                let mtu = netlink::default_route_mtu(&nl)?;
-                netlink::ensure_bridge(
-                    &nl,
-                    &net.bridge,
-                    net.gateway,
-                    net.subnet.prefix_len(),
-                    mtu,
-                )?;
+                let mtu = bridge_up(&nl, &net)?;
                 let veth = VethRequest {
                     host_name: &ep.host_veth,
                     peer_name: &ep.interface,
@@ -476,7 +456,6 @@ impl Networks {
                 };
                 netlink::create_veth(&nl, &veth)
             }?;
-            sysctl::for_bridge(&net.bridge)?;
             self.sync(&networks)?;
             for name in &ep.dns_names {
                 tracing::info!(target: "explain::dns", "add {name} A {ip} (network {})", net.name);
@@ -520,6 +499,16 @@ impl Networks {
         dns::notify(&self.store, start)?;
         Ok(mine.len())
     }
+}
+
+/// The network's bridge exists, is up with its gateway address and has its
+/// sysctls (idempotent: attach re-checks it, a reboot may have removed it).
+/// Returns the MTU used, the default route's.
+fn bridge_up(nl: &Netlink, net: &Network) -> Result<u32, Error> {
+    let mtu = netlink::default_route_mtu(nl)?;
+    netlink::ensure_bridge(nl, &net.bridge, net.gateway, net.subnet.prefix_len(), mtu)?;
+    sysctl::for_bridge(&net.bridge)?;
+    Ok(mtu)
 }
 
 #[cfg(test)]
