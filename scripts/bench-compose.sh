@@ -34,9 +34,11 @@ reused_state=${MC_TEST_STATE:-}
 registry_env=$(scripts/test-registry.sh start)
 eval "$registry_env"
 work=$(mktemp -d /tmp/mc-bench.XXXXXX)
-started_dockerd=""
+started_dockerd="" rpid=""
 cleanup() {
   set +e
+  [ -n "$rpid" ] && kill "$rpid" 2>/dev/null
+  ip link del mcbfloor 2>/dev/null
   [ -n "$started_dockerd" ] && kill "$started_dockerd" 2>/dev/null && wait "$started_dockerd" 2>/dev/null
   [ "$MC_TEST_STATE" != "$reused_state" ] && scripts/test-registry.sh stop "$MC_TEST_STATE" >/dev/null
   rm -rf "$work"
@@ -143,6 +145,27 @@ if [ "$podman" = 1 ]; then
   fi
 fi
 
+# What a two-service `down` costs whatever the tool: the stand-in redis
+# (Debian's redis-server, as in the image) acts on SIGTERM only in its
+# serverCron (hz 10, so up to 100 ms later), and the kernel waits out two
+# RCU barriers when it deletes a bridge. Measured here without containers.
+redis_stop=() bridge_del=()
+if command -v redis-server >/dev/null; then
+  for _ in $(seq "$runs"); do
+    rdir=$(mktemp -d "$work/redis.XXXXXX")
+    redis-server --port 0 --unixsocket "$rdir/sock" --dir "$rdir" --logfile "$rdir/log" >/dev/null 2>&1 &
+    rpid=$!
+    for _ in $(seq 200); do grep -q "Ready to accept" "$rdir/log" 2>/dev/null && break; sleep 0.01; done
+    t0=$(date +%s%N); kill -TERM "$rpid"; wait "$rpid" || true; t1=$(date +%s%N)
+    redis_stop+=($(( (t1 - t0) / 1000000 ))); rpid=""
+  done
+fi
+for _ in $(seq "$runs"); do
+  ip link add mcbfloor type bridge && ip link set mcbfloor up
+  t0=$(date +%s%N); ip link del mcbfloor; t1=$(date +%s%N)
+  bridge_del+=($(( (t1 - t0) / 1000000 )))
+done
+
 echo
 echo "warm up -d / down, median of $runs runs (ms); hit = 2 services, hitinit = the same with init: true, many = 20 busybox services"
 printf '%-24s %10s %10s\n' "tool:stack" "up -d" "down"
@@ -151,3 +174,8 @@ for r in "${results[@]}"; do
   printf '%-24s %10s %10s\n' $r
 done
 echo "minicompose supervisor RSS (2 services): ${rss:-?} kB"
+if [ ${#redis_stop[@]} -gt 0 ]; then
+  echo "floor of a 2-service down, any tool: redis SIGTERM -> exit $(printf '%s\n' "${redis_stop[@]}" | median) ms, bridge deletion $(printf '%s\n' "${bridge_del[@]}" | median) ms (medians)"
+else
+  echo "floor: bridge deletion $(printf '%s\n' "${bridge_del[@]}" | median) ms (median; redis-server not installed)"
+fi
