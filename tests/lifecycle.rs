@@ -475,3 +475,101 @@ fn ulimits_and_sysctls_reach_the_container() {
     assert_eq!(s.ps().len(), 1);
     s.teardown();
 }
+
+#[test]
+fn volume_commands_manage_external_and_anonymous_volumes() {
+    if skip() {
+        return;
+    }
+    let mut s = Stack::new("extvolume", "mclcext");
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    let names = |s: &Stack, args: &[&str]| -> Vec<String> {
+        let mut a = vec!["volume", "ls", "-q"];
+        a.extend_from_slice(args);
+        s.ok(&a).lines().map(str::to_string).collect()
+    };
+    // The external volume must exist first: one line saying how, and
+    // nothing created (not even the project's network).
+    let o = s.run(&["up", "-d"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("create it with `minicompose volume create mclcext_shared`"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(s.ps().is_empty());
+    assert!(
+        !s.ok(&["network", "ls"]).contains("mclcext_default"),
+        "a failed up left its network"
+    );
+    let o = s.run(&["volume", "create", "a/b"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o).lines().count(), 1, "{}", stderr(&o));
+    assert!(stderr(&o).contains("invalid volume name"), "{}", stderr(&o));
+    let created = s.ok(&["volume", "create", "--label", "team=a", "mclcext_shared"]);
+    assert_eq!(created.trim(), "mclcext_shared");
+
+    s.ok(&["up", "-d"]);
+    s.ok(&["exec", "-T", "box", "sh", "-c", "echo kept > /shared/f"]);
+    let all = names(&s, &[]);
+    assert_eq!(
+        all.len(),
+        2,
+        "the external and redis's anonymous /data: {all:?}"
+    );
+    let anon = all
+        .iter()
+        .find(|n| *n != "mclcext_shared")
+        .cloned()
+        .unwrap();
+    assert_eq!(anon.len(), 64, "{anon}");
+    let inspect: serde_json::Value =
+        serde_json::from_str(&s.ok(&["volume", "inspect", "mclcext_shared"])).unwrap();
+    assert_eq!(inspect[0]["Labels"]["team"], "a");
+    assert_eq!(inspect[0]["Driver"], "local");
+    let mountpoint = inspect[0]["Mountpoint"].as_str().unwrap().to_string();
+    assert!(
+        std::fs::read_to_string(std::path::Path::new(&mountpoint).join("f")).unwrap() == "kept\n"
+    );
+
+    // In use: rm refuses, prune takes nothing.
+    let o = s.run(&["volume", "rm", "mclcext_shared"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr(&o).contains("in use by mclcext-box-1"),
+        "{}",
+        stderr(&o)
+    );
+    let out = s.ok(&["volume", "prune", "-f"]);
+    assert_eq!(out.trim(), "Total reclaimed space: 0B");
+    assert!(names(&s, &["--filter", "dangling=true"]).is_empty());
+
+    // Plain down keeps both, as docker compose: now both are dangling.
+    s.ok(&["down"]);
+    assert_eq!(names(&s, &["--filter", "dangling=true"]), all);
+    // Without -f, prune asks; no answer declines.
+    let o = s.run(&["volume", "prune"]);
+    assert!(o.status.success() && stderr(&o).contains("WARNING!"));
+    assert_eq!(names(&s, &[]), all);
+    // Prune takes the anonymous one only; the external volume keeps its data.
+    let out = s.ok(&["volume", "prune", "-f"]);
+    assert!(
+        out.starts_with(&format!("Deleted Volumes:\n{anon}\n\n")),
+        "{out}"
+    );
+    assert_eq!(names(&s, &[]), ["mclcext_shared"]);
+    // --all with a label filter: only matching volumes.
+    s.ok(&["volume", "prune", "-f", "--all", "--filter", "label=team=b"]);
+    assert_eq!(names(&s, &["--filter", "label=team"]), ["mclcext_shared"]);
+    let out = s.ok(&["volume", "prune", "-af", "--filter", "label=team=a"]);
+    assert_eq!(
+        out,
+        "Deleted Volumes:\nmclcext_shared\n\nTotal reclaimed space: 5B\n"
+    );
+    assert!(names(&s, &[]).is_empty());
+    let o = s.run(&["volume", "rm", "mclcext_shared"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr(&o).contains("no such volume"), "{}", stderr(&o));
+    s.ok(&["volume", "rm", "-f", "mclcext_shared"]);
+    s.teardown();
+}

@@ -290,6 +290,24 @@ fn volumes_tmpfs_readonly_root() {
         rt.run(&["-v", &ro], &["touch", "/data/h"]).status.code(),
         Some(0)
     );
+    // A volume name instead of a path: created on first use, filled from
+    // the image at the mount point (busybox's /var/tmp, mode 1777), kept.
+    let out = stdout_of(&rt.run(
+        &["-v", "mcrtvol:/var"],
+        &["sh", "-c", "stat -c %a /var/tmp; echo x > /var/mine"],
+    ));
+    assert_eq!(out, "1777\n");
+    let out = stdout_of(&rt.run(&["-v", "mcrtvol:/data:ro"], &["cat", "/data/mine"]));
+    assert_eq!(out, "x\n");
+    assert_eq!(stdout_of(&rt.mc(&["volume", "ls", "-q"])), "mcrtvol\n");
+    assert_eq!(stdout_of(&rt.mc(&["volume", "rm", "mcrtvol"])), "mcrtvol\n");
+    let bad = rt.run(&["-v", "./rel:/data"], &["true"]);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(
+        text(&bad.stderr).contains("absolute path"),
+        "{}",
+        text(&bad.stderr)
+    );
     assert_ne!(
         rt.run(&["--read-only"], &["touch", "/x"]).status.code(),
         Some(0)

@@ -186,37 +186,59 @@ impl Engine {
     }
 
     /// Create the project's networks used by `services` (external ones must exist).
+    /// Everything `services` need that compose does not create (external
+    /// networks and volumes) exists, and every volume they name is declared:
+    /// checked before anything is created, so a miss leaves nothing behind.
+    pub fn check_externals(&self, project: &Project, services: &[String]) -> Result<(), Error> {
+        let nets = self.net.networks()?;
+        for key in used_networks(project, services) {
+            let Some(decl) = project.networks.get(key) else {
+                continue;
+            };
+            if decl.external && nets.store().load_network(&decl.name)?.is_none() {
+                return Err(Error::Invalid(format!(
+                    "network {} declared as external, but could not be found: create it with `minicompose network create {}`",
+                    decl.name, decl.name
+                )));
+            }
+        }
+        for s in services {
+            for v in project.services[s]
+                .volumes
+                .iter()
+                .filter(|v| v.kind == "volume" && !v.source.is_empty())
+            {
+                let Some(decl) = project.volumes.get(&v.source) else {
+                    return Err(Error::Invalid(format!(
+                        "service {s} refers to undefined volume {}: declare it under the top-level volumes",
+                        v.source
+                    )));
+                };
+                if decl.external && !volumes::exists(&self.paths, &decl.name) {
+                    return Err(Error::Invalid(format!(
+                        "volume {} declared as external, but could not be found: create it with `minicompose volume create {}`",
+                        decl.name, decl.name
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
+
     pub fn ensure_networks(
         &self,
         project: &Project,
         services: &[String],
         rep: &mut dyn Reporter,
     ) -> Result<(), Error> {
+        self.check_externals(project, services)?;
         let nets = self.net.networks()?;
-        let mut used: Vec<&String> = Vec::new();
-        for s in services {
-            let svc = &project.services[s];
-            if svc.network_mode.is_some() {
-                continue;
-            }
-            for k in svc.networks.keys() {
-                if !used.contains(&k) {
-                    used.push(k);
-                }
-            }
-        }
-        for key in used {
+        for key in used_networks(project, services) {
             let Some(decl) = project.networks.get(key) else {
                 continue;
             };
-            if nets.store().load_network(&decl.name)?.is_some() {
+            if nets.store().load_network(&decl.name)?.is_some() || decl.external {
                 continue;
-            }
-            if decl.external {
-                return Err(Error::Invalid(format!(
-                    "network {} declared as external, but could not be found: create it with `minicompose network create {}`",
-                    decl.name, decl.name
-                )));
             }
             if let Some(d) = decl.driver.as_deref() {
                 if d != "bridge" {
@@ -271,20 +293,12 @@ impl Engine {
                 .iter()
                 .filter(|v| v.kind == "volume" && !v.source.is_empty())
             {
+                // check_externals ran first: declared, and external ones exist.
                 let Some(decl) = project.volumes.get(&v.source) else {
-                    return Err(Error::Invalid(format!(
-                        "service {s} refers to undefined volume {}: declare it under the top-level volumes",
-                        v.source
-                    )));
-                };
-                if volumes::exists(&self.paths, &decl.name) {
                     continue;
-                }
-                if decl.external {
-                    return Err(Error::Invalid(format!(
-                        "external volume \"{}\" not found: create it first",
-                        decl.name
-                    )));
+                };
+                if decl.external || volumes::exists(&self.paths, &decl.name) {
+                    continue;
                 }
                 let mut labels: BTreeMap<String, String> = decl
                     .labels
@@ -363,6 +377,7 @@ impl Engine {
         for anon in &record.anon_volumes {
             let mut labels = BTreeMap::new();
             labels.insert(LABEL_PROJECT.to_string(), project.name.clone());
+            labels.insert(volumes::LABEL_ANONYMOUS.to_string(), String::new());
             volumes::ensure(&self.paths, anon, labels)?;
         }
         for (vol, target) in &fill {
@@ -1391,4 +1406,22 @@ impl Engine {
                 ))
             })
     }
+}
+
+/// The networks `services` attach to (not those with a network_mode), in
+/// first-use order.
+fn used_networks<'p>(project: &'p Project, services: &[String]) -> Vec<&'p String> {
+    let mut used: Vec<&String> = Vec::new();
+    for s in services {
+        let svc = &project.services[s];
+        if svc.network_mode.is_some() {
+            continue;
+        }
+        for k in svc.networks.keys() {
+            if !used.contains(&k) {
+                used.push(k);
+            }
+        }
+    }
+    used
 }

@@ -23,6 +23,77 @@ pub struct VolumeMeta {
     pub populated: bool,
 }
 
+/// Docker's label on anonymous volumes (since 23.0): `volume prune`
+/// without `--all` removes only those.
+pub const LABEL_ANONYMOUS: &str = "com.docker.volume.anonymous";
+
+/// Docker's rule for local volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && name.len() >= 2
+        && chars.all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '.' | '-'))
+}
+
+/// Anonymous: labelled so, or named by a bare container-style id (volumes
+/// made before the label was written).
+pub fn is_anonymous(m: &VolumeMeta) -> bool {
+    m.labels.contains_key(LABEL_ANONYMOUS)
+        || (m.name.len() == 64 && m.name.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// Every volume of the root, by name.
+pub fn list(paths: &Paths) -> Vec<VolumeMeta> {
+    let mut all: Vec<VolumeMeta> = fs::read_dir(paths.volumes())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| meta(paths, e.file_name().to_str()?))
+        .collect();
+    all.sort_by(|a, b| a.name.cmp(&b.name));
+    all
+}
+
+/// Volume name → names of the containers (running or not) that mount it,
+/// as Docker counts "in use".
+pub fn users(paths: &Paths, containers: &[mc_runtime::Record]) -> BTreeMap<String, Vec<String>> {
+    let root = paths.volumes();
+    let mut by_volume: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for c in containers {
+        for m in &c.spec.mounts {
+            let Ok(rest) = m.source.strip_prefix(&root) else {
+                continue;
+            };
+            if let Some(name) = rest.iter().next().and_then(|n| n.to_str()) {
+                let names = by_volume.entry(name.to_string()).or_default();
+                if !names.contains(&c.spec.name) {
+                    names.push(c.spec.name.clone());
+                }
+            }
+        }
+    }
+    by_volume
+}
+
+/// Bytes the volume's files take (apparent sizes, as `docker system df`).
+pub fn size(paths: &Paths, name: &str) -> u64 {
+    fn walk(p: &Path) -> u64 {
+        let Ok(md) = fs::symlink_metadata(p) else {
+            return 0;
+        };
+        if !md.is_dir() {
+            return md.len();
+        }
+        fs::read_dir(p)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| walk(&e.path()))
+            .sum()
+    }
+    walk(&data_dir(paths, name))
+}
+
 pub fn dir(paths: &Paths, name: &str) -> PathBuf {
     paths.volumes().join(name)
 }
@@ -41,8 +112,10 @@ pub fn meta(paths: &Paths, name: &str) -> Option<VolumeMeta> {
 
 /// Create a volume if missing; returns whether it was created.
 pub fn ensure(paths: &Paths, name: &str, labels: BTreeMap<String, String>) -> Result<bool, Error> {
-    if name.is_empty() || name.contains('/') || name.starts_with('.') {
-        return Err(Error::Invalid(format!("invalid volume name {name:?}")));
+    if !valid_name(name) {
+        return Err(Error::Invalid(format!(
+            "invalid volume name {name:?}: only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed (for a host directory, use an absolute path)"
+        )));
     }
     if exists(paths, name) {
         return Ok(false);
@@ -214,5 +287,63 @@ mod tests {
             .is_user_error());
         assert!(remove(&paths, "p_v").unwrap());
         assert!(!exists(&paths, "p_v"));
+    }
+
+    #[test]
+    fn names_follow_docker() {
+        for ok in ["ab", "my_vol", "p_data.1", "0-x"] {
+            assert!(valid_name(ok), "{ok}");
+        }
+        for bad in ["", "a", "_x", ".x", "a/b", "a b", "../x", "é1"] {
+            assert!(!valid_name(bad), "{bad}");
+        }
+    }
+
+    #[test]
+    fn list_users_anonymous_and_size() {
+        let root = tempfile::tempdir().unwrap();
+        let paths = Paths::new(root.path());
+        let anon = "a".repeat(64);
+        let mut labels = BTreeMap::new();
+        labels.insert(LABEL_ANONYMOUS.to_string(), String::new());
+        ensure(&paths, "zz_named", BTreeMap::new()).unwrap();
+        ensure(&paths, "labelled", labels).unwrap();
+        ensure(&paths, &anon, BTreeMap::new()).unwrap();
+        fs::write(data_dir(&paths, "zz_named").join("f"), "12345").unwrap();
+        fs::create_dir(data_dir(&paths, "zz_named").join("d")).unwrap();
+        fs::write(data_dir(&paths, "zz_named").join("d/g"), "678").unwrap();
+        let all = list(&paths);
+        let names: Vec<&str> = all.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, [anon.as_str(), "labelled", "zz_named"]);
+        let anonymous: Vec<bool> = all.iter().map(is_anonymous).collect();
+        assert_eq!(anonymous, [true, true, false]);
+        assert_eq!(size(&paths, "zz_named"), 8);
+
+        let mut spec = mc_runtime::ContainerSpec {
+            name: "web-1".into(),
+            ..Default::default()
+        };
+        spec.mounts.push(mc_runtime::MountSpec {
+            kind: "bind".into(),
+            source: data_dir(&paths, "zz_named"),
+            destination: "/data".into(),
+            read_only: false,
+            options: String::new(),
+        });
+        spec.mounts.push(mc_runtime::MountSpec {
+            kind: "bind".into(),
+            source: "/srv/app".into(),
+            destination: "/app".into(),
+            read_only: false,
+            options: String::new(),
+        });
+        let rec = mc_runtime::Record {
+            spec,
+            state: Default::default(),
+            dir: root.path().join("c"),
+        };
+        let used = users(&paths, &[rec]);
+        assert_eq!(used.len(), 1);
+        assert_eq!(used["zz_named"], ["web-1"]);
     }
 }

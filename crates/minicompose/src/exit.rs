@@ -63,6 +63,9 @@ fn is_marked_user_error(cause: &(dyn std::error::Error + 'static)) -> bool {
     if let Some(e) = cause.downcast_ref::<mc_net::Error>() {
         return e.is_user_error();
     }
+    if let Some(e) = cause.downcast_ref::<mc_engine::Error>() {
+        return e.is_user_error();
+    }
     false
 }
 

@@ -43,6 +43,9 @@ enum Command {
     /// Manage networks (create, ls, inspect, rm)
     #[command(subcommand)]
     Network(cmd::network::NetworkCmd),
+    /// Manage volumes (create, ls, inspect, rm, prune)
+    #[command(subcommand)]
+    Volume(cmd::volume::VolumeCmd),
     /// Parse, resolve and render the compose file in canonical format
     Config(cmd::config::ConfigArgs),
     /// Create and start containers
@@ -113,6 +116,7 @@ fn main() {
         Command::Logout(a) => cmd::image::logout(&cli.global, a),
         Command::Container(c) => cmd::container::run(&cli.global, c),
         Command::Network(c) => cmd::network::run(&cli.global, c),
+        Command::Volume(c) => cmd::volume::run(&cli.global, c),
         Command::Config(a) => cmd::config::run(&cli.global, a),
         Command::Up(a) => cmd::compose::up(&cli.global, a),
         Command::Down(a) => cmd::compose::down(&cli.global, a),

@@ -1031,7 +1031,13 @@ pub fn images(g: &Global, a: ImagesArgs) -> anyhow::Result<i32> {
             .flatten()
             .map(|img| img.layers.iter().map(|l| dir_size(l)).sum())
             .unwrap_or(0);
-        rows.push(vec![m.name().to_string(), repo, tag, id, human_size(size)]);
+        rows.push(vec![
+            m.name().to_string(),
+            repo,
+            tag,
+            id,
+            crate::cmd::image::human_size(size),
+        ]);
     }
     if !a.quiet {
         print!(
@@ -1061,19 +1067,6 @@ fn dir_size(p: &std::path::Path) -> u64 {
         }
     }
     total
-}
-
-fn human_size(b: u64) -> String {
-    let b = b as f64;
-    if b >= 1e9 {
-        format!("{:.3}GB", b / 1e9)
-    } else if b >= 1e6 {
-        format!("{:.1}MB", b / 1e6)
-    } else if b >= 1e3 {
-        format!("{:.1}kB", b / 1e3)
-    } else {
-        format!("{b}B")
-    }
 }
 
 pub fn ls(g: &Global, a: LsArgs) -> anyhow::Result<i32> {

@@ -419,7 +419,13 @@ fn collect_env(files: &[PathBuf], flags: &[String]) -> anyhow::Result<Vec<String
     Ok(out)
 }
 
-fn parse_mounts(volumes: &[String], tmpfs: &[String]) -> anyhow::Result<Vec<MountSpec>> {
+/// `-v SRC:DST[:MODE]` and `--tmpfs`. SRC is an absolute host path (bind)
+/// or a volume name (its `_data` directory, created by [`ensure_volumes`]).
+fn parse_mounts(
+    volume_root: &Path,
+    volumes: &[String],
+    tmpfs: &[String],
+) -> anyhow::Result<Vec<MountSpec>> {
     let mut out = Vec::new();
     for v in volumes {
         let parts: Vec<&str> = v.split(':').collect();
@@ -432,9 +438,10 @@ fn parse_mounts(volumes: &[String], tmpfs: &[String]) -> anyhow::Result<Vec<Moun
                 )))
             }
         };
-        if !src.starts_with('/') {
+        let named = !src.starts_with('/');
+        if named && !mc_engine::volumes::valid_name(src) {
             return Err(user_error(format!(
-                "volume {v:?}: named volumes are managed by compose; give an absolute host path for a bind mount"
+                "volume {v:?}: {src:?} is not a volume name (only [a-zA-Z0-9][a-zA-Z0-9_.-] are allowed); for a host directory, use an absolute path"
             )));
         }
         if !dst.starts_with('/') {
@@ -451,14 +458,18 @@ fn parse_mounts(volumes: &[String], tmpfs: &[String]) -> anyhow::Result<Vec<Moun
                 )))
             }
         };
-        if !Path::new(src).exists() {
+        if !named && !Path::new(src).exists() {
             return Err(user_error(format!(
                 "invalid mount config for type \"bind\": bind source path does not exist: {src}"
             )));
         }
         out.push(MountSpec {
             kind: "bind".into(),
-            source: PathBuf::from(src),
+            source: if named {
+                volume_root.join(src).join("_data")
+            } else {
+                PathBuf::from(src)
+            },
             destination: dst.into(),
             read_only,
             options: String::new(),
@@ -600,7 +611,11 @@ fn build_spec(g: &Global, a: &RunArgs, img: ImageDefaults) -> anyhow::Result<Con
         tty: a.tty,
         open_stdin: a.interactive,
         network,
-        mounts: parse_mounts(&a.volume, &a.tmpfs)?,
+        mounts: parse_mounts(
+            &mc_engine::Paths::new(&g.root).volumes(),
+            &a.volume,
+            &a.tmpfs,
+        )?,
         read_only: a.read_only,
         privileged: a.privileged,
         caps: mc_runtime::caps::resolve(&a.cap_add, &a.cap_drop, a.privileged)?,
@@ -617,6 +632,24 @@ fn build_spec(g: &Global, a: &RunArgs, img: ImageDefaults) -> anyhow::Result<Con
     })
 }
 
+/// The named volumes a spec mounts: created when missing and, like
+/// Docker, filled from the image at the mount point when new.
+fn ensure_volumes(g: &Global, spec: &ContainerSpec) -> anyhow::Result<()> {
+    let paths = mc_engine::Paths::new(&g.root);
+    let root = paths.volumes();
+    for m in &spec.mounts {
+        let Ok(rest) = m.source.strip_prefix(&root) else {
+            continue;
+        };
+        let Some(name) = rest.iter().next().and_then(|n| n.to_str()) else {
+            continue;
+        };
+        mc_engine::volumes::ensure(&paths, name, BTreeMap::new())?;
+        mc_engine::volumes::populate(&paths, name, &spec.layers, &m.destination)?;
+    }
+    Ok(())
+}
+
 fn run_container(g: &Global, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     mc_runtime::require_root()?;
     container_net::validate(g, &a.net)?;
@@ -625,6 +658,7 @@ fn run_container(g: &Global, rt: &Runtime, a: RunArgs) -> anyhow::Result<i32> {
     let _ = parse_limits(&a)?;
     let img = image_defaults(g, &a)?;
     let spec = build_spec(g, &a, img)?;
+    ensure_volumes(g, &spec)?;
     let mut files = EtcFiles::defaults(&spec.hostname, &spec.network);
     if spec.network != "host" {
         let (hosts, resolv) = container_net::default_files(&a.net, &spec.hostname)?;

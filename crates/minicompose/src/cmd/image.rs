@@ -261,7 +261,7 @@ fn write_table(out: &mut impl Write, rows: &[Vec<String>]) -> std::io::Result<()
 }
 
 /// docker's units: decimal, 3 significant digits ("4.26MB", "12.3MB", "1GB").
-fn human_size(bytes: u64) -> String {
+pub(crate) fn human_size(bytes: u64) -> String {
     const UNITS: [&str; 5] = ["B", "kB", "MB", "GB", "TB"];
     if bytes < 1000 {
         return format!("{bytes}B");

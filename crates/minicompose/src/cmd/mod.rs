@@ -15,3 +15,4 @@ pub mod internal_dns;
 pub mod internal_supervisor;
 pub mod network;
 pub mod version;
+pub mod volume;
