@@ -97,7 +97,7 @@ pub struct RunArgs {
     /// Security options (seccomp=unconfined)
     #[arg(long = "security-opt")]
     pub security_opt: Vec<String>,
-    /// Bind mount a volume (SRC:DST[:ro])
+    /// Mount a host path or a named volume (SRC:DST[:ro]; a volume is created on first use)
     #[arg(short = 'v', long = "volume")]
     pub volume: Vec<String>,
     #[command(flatten)]
