@@ -202,24 +202,17 @@ impl Engine {
                 )));
             }
         }
-        for s in services {
-            for v in project.services[s]
-                .volumes
-                .iter()
-                .filter(|v| v.kind == "volume" && !v.source.is_empty())
-            {
-                let Some(decl) = project.volumes.get(&v.source) else {
-                    return Err(Error::Invalid(format!(
-                        "service {s} refers to undefined volume {}: declare it under the top-level volumes",
-                        v.source
-                    )));
-                };
-                if decl.external && !volumes::exists(&self.paths, &decl.name) {
-                    return Err(Error::Invalid(format!(
-                        "volume {} declared as external, but could not be found: create it with `minicompose volume create {}`",
-                        decl.name, decl.name
-                    )));
-                }
+        for (s, source) in used_volumes(project, services) {
+            let Some(decl) = project.volumes.get(source) else {
+                return Err(Error::Invalid(format!(
+                    "service {s} refers to undefined volume {source}: declare it under the top-level volumes"
+                )));
+            };
+            if decl.external && !volumes::exists(&self.paths, &decl.name) {
+                return Err(Error::Invalid(format!(
+                    "volume {} declared as external, but could not be found: create it with `minicompose volume create {}`",
+                    decl.name, decl.name
+                )));
             }
         }
         Ok(())
@@ -287,30 +280,24 @@ impl Engine {
         services: &[String],
         rep: &mut dyn Reporter,
     ) -> Result<(), Error> {
-        for s in services {
-            for v in project.services[s]
-                .volumes
-                .iter()
-                .filter(|v| v.kind == "volume" && !v.source.is_empty())
-            {
-                // check_externals ran first: declared, and external ones exist.
-                let Some(decl) = project.volumes.get(&v.source) else {
-                    continue;
-                };
-                if decl.external || volumes::exists(&self.paths, &decl.name) {
-                    continue;
-                }
-                let mut labels: BTreeMap<String, String> = decl
-                    .labels
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
-                    .collect();
-                labels.insert(LABEL_PROJECT.into(), project.name.clone());
-                labels.insert(naming::LABEL_VOLUME.into(), v.source.clone());
-                rep.status("Volume", &decl.name, "Creating");
-                volumes::ensure(&self.paths, &decl.name, labels)?;
-                rep.status("Volume", &decl.name, "Created");
+        for (_, source) in used_volumes(project, services) {
+            // check_externals ran first: declared, and external ones exist.
+            let Some(decl) = project.volumes.get(source) else {
+                continue;
+            };
+            if decl.external || volumes::exists(&self.paths, &decl.name) {
+                continue;
             }
+            let mut labels: BTreeMap<String, String> = decl
+                .labels
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            labels.insert(LABEL_PROJECT.into(), project.name.clone());
+            labels.insert(naming::LABEL_VOLUME.into(), source.clone());
+            rep.status("Volume", &decl.name, "Creating");
+            volumes::ensure(&self.paths, &decl.name, labels)?;
+            rep.status("Volume", &decl.name, "Created");
         }
         Ok(())
     }
@@ -1406,6 +1393,20 @@ impl Engine {
                 ))
             })
     }
+}
+
+/// The named volumes `services` mount: (service, volume key) pairs.
+fn used_volumes<'p>(
+    project: &'p Project,
+    services: &'p [String],
+) -> impl Iterator<Item = (&'p String, &'p String)> {
+    services.iter().flat_map(move |s| {
+        project.services[s]
+            .volumes
+            .iter()
+            .filter(|v| v.kind == "volume" && !v.source.is_empty())
+            .map(move |v| (s, &v.source))
+    })
 }
 
 /// The networks `services` attach to (not those with a network_mode), in
