@@ -58,6 +58,24 @@ pub fn container_labels(
     l
 }
 
+/// The labels of a network or volume compose creates: the user's, then
+/// the project and the compose key (`kind_label` is LABEL_NETWORK or
+/// LABEL_VOLUME).
+pub fn resource_labels<'a>(
+    user: impl IntoIterator<Item = (&'a String, &'a String)>,
+    project: &str,
+    kind_label: &str,
+    key: &str,
+) -> BTreeMap<String, String> {
+    let mut l: BTreeMap<String, String> = user
+        .into_iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    l.insert(LABEL_PROJECT.into(), project.into());
+    l.insert(kind_label.into(), key.into());
+    l
+}
+
 /// Whether a project name is valid (compose: lowercase letters, digits, `-`, `_`, starting with a letter or digit).
 pub fn valid_project_name(name: &str) -> bool {
     let mut c = name.chars();
@@ -69,6 +87,19 @@ pub fn valid_project_name(name: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_labels_keep_the_users_but_not_over_ours() {
+        let user: BTreeMap<String, String> = [("team", "a"), (LABEL_PROJECT, "spoof")]
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        let l = resource_labels(&user, "hit", LABEL_VOLUME, "data");
+        assert_eq!(l["team"], "a");
+        assert_eq!(l[LABEL_PROJECT], "hit");
+        assert_eq!(l[LABEL_VOLUME], "data");
+        assert_eq!(l.len(), 3);
+    }
 
     #[test]
     fn names_like_compose() {

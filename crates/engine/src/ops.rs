@@ -230,7 +230,8 @@ impl Engine {
             let Some(decl) = project.networks.get(key) else {
                 continue;
             };
-            if nets.store().load_network(&decl.name)?.is_some() || decl.external {
+            // External ones were checked by check_externals.
+            if decl.external || nets.store().load_network(&decl.name)?.is_some() {
                 continue;
             }
             if let Some(d) = decl.driver.as_deref() {
@@ -254,13 +255,8 @@ impl Engine {
                     })
                 })
                 .transpose()?;
-            let mut labels: BTreeMap<String, String> = decl
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            labels.insert(LABEL_PROJECT.into(), project.name.clone());
-            labels.insert(naming::LABEL_NETWORK.into(), key.clone());
+            let labels =
+                naming::resource_labels(&decl.labels, &project.name, naming::LABEL_NETWORK, key);
             rep.status("Network", &decl.name, "Creating");
             nets.create(&mc_net::CreateRequest {
                 name: decl.name.clone(),
@@ -288,13 +284,8 @@ impl Engine {
             if decl.external || volumes::exists(&self.paths, &decl.name) {
                 continue;
             }
-            let mut labels: BTreeMap<String, String> = decl
-                .labels
-                .iter()
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect();
-            labels.insert(LABEL_PROJECT.into(), project.name.clone());
-            labels.insert(naming::LABEL_VOLUME.into(), source.clone());
+            let labels =
+                naming::resource_labels(&decl.labels, &project.name, naming::LABEL_VOLUME, source);
             rep.status("Volume", &decl.name, "Creating");
             volumes::ensure(&self.paths, &decl.name, labels)?;
             rep.status("Volume", &decl.name, "Created");
