@@ -9,7 +9,7 @@ use std::io::{BufRead as _, Write as _};
 use clap::{Args, Subcommand};
 use mc_engine::volumes::{self, VolumeMeta};
 use mc_engine::Paths;
-use mc_runtime::state::Containers;
+use mc_runtime::state::{Containers, Lock};
 use serde_json::json;
 
 use crate::cmd::image::human_size;
@@ -159,6 +159,17 @@ fn users(g: &Global, paths: &Paths) -> BTreeMap<String, Vec<String>> {
     volumes::users(paths, &Containers::new(&g.root).list())
 }
 
+/// The same, under the containers lock, held until the returned guard
+/// drops: no container can start using a volume we are about to remove.
+fn users_locked(
+    g: &Global,
+    paths: &Paths,
+) -> anyhow::Result<(Lock, BTreeMap<String, Vec<String>>)> {
+    let containers = Containers::new(&g.root);
+    let lock = containers.lock()?;
+    Ok((lock, volumes::users(paths, &containers.list())))
+}
+
 fn ls(g: &Global, paths: &Paths, quiet: bool, filter: &Filter) -> anyhow::Result<i32> {
     let used = users(g, paths);
     let shown: Vec<VolumeMeta> = volumes::list(paths)
@@ -202,11 +213,7 @@ fn inspect(paths: &Paths, names: &[String]) -> anyhow::Result<i32> {
 }
 
 fn rm(g: &Global, paths: &Paths, force: bool, names: &[String]) -> anyhow::Result<i32> {
-    // Under the containers lock: no container can be created with one of
-    // these volumes while we decide it is unused.
-    let containers = Containers::new(&g.root);
-    let _lock = containers.lock()?;
-    let used = volumes::users(paths, &containers.list());
+    let (_lock, used) = users_locked(g, paths)?;
     let mut failed = Vec::new();
     for name in names {
         if !volumes::exists(paths, name) {
@@ -251,9 +258,7 @@ fn prune(
     if !force && !confirm(all)? {
         return Ok(0);
     }
-    let containers = Containers::new(&g.root);
-    let _lock = containers.lock()?;
-    let used = volumes::users(paths, &containers.list());
+    let (_lock, used) = users_locked(g, paths)?;
     let mut deleted = Vec::new();
     let mut reclaimed = 0;
     for v in volumes::list(paths) {
